@@ -1,0 +1,248 @@
+"""TOML run configs: defaults, whole-config validation (every problem reported at once, with its
+key), writing the resolved config back, and building the model a config describes."""
+import copy
+import inspect
+import tomllib
+
+from .errors import ConfigError, GlyphnetError
+from .layers import LAYERS, layer_from_config
+from .losses import LOSSES, loss_from_config
+from .optimizers import OPTIMIZERS, optimizer_from_config
+
+DEFAULT_LAYERS = [
+    {"type": "dense", "units": 256, "init": "he_normal"},
+    {"type": "relu"},
+    {"type": "dense", "units": 256, "init": "he_normal"},
+    {"type": "relu"},
+    {"type": "dense", "units": 10, "init": "glorot_uniform"},
+    {"type": "softmax"},
+]
+
+DEFAULTS = {
+    "seed": 0,
+    "data": {"dataset": "mnist"},
+    "model": {"layers": DEFAULT_LAYERS},
+    "training": {
+        "epochs": 10, "batch_size": 128, "shuffle": True, "loss": "cross_entropy",
+        "targets": [0.0, 1.0], "l1": 0.0, "l2": 0.0, "shrink": 0.0, "lr_decay": 1.0,
+    },
+    "optimizer": {"type": "adam", "lr": 1e-3},
+    "augment": {},
+}
+
+SECTIONS = ("data", "model", "training", "optimizer", "augment")
+
+
+def _type_name(value):
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _check_type(key, value, default, problems):
+    """Values must have the default's type (an int is accepted where a float is expected)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(value, bool) == isinstance(default, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        problems.append(f"{key}: expected {_type_name(default)}, got {value!r}")
+    return ok
+
+
+def _check_object(key, registry, spec, problems, what):
+    """Validate {"type": ..., **kwargs} against the constructor of registry[type]; returns the
+    spec with every option spelled out (defaults included) when it is valid."""
+    if not isinstance(spec, dict):
+        problems.append(f"{key}: expected a table with a 'type' key, got {spec!r}")
+        return spec
+    kind = spec.get("type")
+    if kind not in registry:
+        problems.append(f"{key}.type: unknown {what} {kind!r}; expected one of "
+                        f"{', '.join(sorted(registry))}")
+        return spec
+    params = inspect.signature(registry[kind].__init__).parameters
+    allowed = [p for p in params if p != "self"]
+    ok = True
+    for name, value in spec.items():
+        if name == "type":
+            continue
+        if name not in allowed:
+            expected = ", ".join(allowed) or "no options"
+            problems.append(f"{key}.{name}: unknown option for {what} {kind!r} "
+                            f"(expected {expected})")
+            ok = False
+        elif params[name].default is not inspect.Parameter.empty and \
+                params[name].default is not None and not isinstance(params[name].default, tuple):
+            ok &= _check_type(f"{key}.{name}", value, params[name].default, problems)
+    missing = [p for p in allowed if params[p].default is inspect.Parameter.empty
+               and p not in spec]
+    for name in missing:
+        problems.append(f"{key}.{name}: required for {what} {kind!r}")
+    if ok and not missing:
+        try:
+            obj = registry[kind](**{k: v for k, v in spec.items() if k != "type"})
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{key}: {exc}")
+        else:
+            return {"type": kind, **obj.get_config()}
+    return spec
+
+
+def _merge(defaults, raw, prefix, problems):
+    """Overlay raw on defaults, flagging unknown keys and wrong types."""
+    out = copy.deepcopy(defaults)
+    for key, value in raw.items():
+        if key not in defaults:
+            problems.append(f"{prefix}{key}: unknown key (expected one of "
+                            f"{', '.join(sorted(defaults))})")
+        elif _check_type(prefix + key, value, defaults[key], problems):
+            out[key] = value
+    return out
+
+
+def resolve(raw, source=None):
+    """Validate a parsed config against the defaults; returns the full resolved config or
+    raises ConfigError listing every problem."""
+    from . import augment, data
+    problems = []
+    if not isinstance(raw, dict):
+        raise ConfigError(["the config must be a TOML table"], source)
+    cfg = copy.deepcopy(DEFAULTS)
+    for key, value in raw.items():
+        if key == "seed":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"seed: expected a non-negative integer, got {value!r}")
+            else:
+                cfg["seed"] = value
+        elif key not in SECTIONS:
+            problems.append(f"{key}: unknown section (expected seed, {', '.join(SECTIONS)})")
+        elif not isinstance(value, dict):
+            problems.append(f"{key}: expected a table, got {value!r}")
+    sec = {name: raw.get(name, {}) for name in SECTIONS}
+    sec = {k: v if isinstance(v, dict) else {} for k, v in sec.items()}
+
+    cfg["data"] = data.check_config(sec["data"], problems)
+    cfg["augment"] = augment.check_config(sec["augment"], problems)
+
+    t = cfg["training"] = _merge(DEFAULTS["training"], sec["training"], "training.", problems)
+    if isinstance(t["epochs"], int) and t["epochs"] < 1:
+        problems.append(f"training.epochs: expected an integer >= 1, got {t['epochs']}")
+    if isinstance(t["batch_size"], int) and t["batch_size"] < 0:
+        problems.append(f"training.batch_size: expected 0 (full batch) or a positive integer, "
+                        f"got {t['batch_size']}")
+    if t["loss"] not in LOSSES:
+        problems.append(f"training.loss: unknown loss {t['loss']!r}; expected one of "
+                        f"{', '.join(LOSSES)}")
+    if not (isinstance(t["targets"], list) and len(t["targets"]) == 2 and
+            all(isinstance(v, (int, float)) for v in t["targets"]) and
+            t["targets"][0] < t["targets"][1]):
+        problems.append(f"training.targets: expected [low, high] with low < high, "
+                        f"got {t['targets']!r}")
+    for name in ("l1", "l2", "shrink"):
+        if isinstance(t[name], (int, float)) and t[name] < 0:
+            problems.append(f"training.{name}: expected a number >= 0, got {t[name]}")
+    if isinstance(t["lr_decay"], (int, float)) and not 0 < t["lr_decay"] <= 1:
+        problems.append(f"training.lr_decay: expected a number in (0, 1], got {t['lr_decay']}")
+
+    opt = {"type": "adam", **sec["optimizer"]} if sec["optimizer"] else dict(DEFAULTS["optimizer"])
+    cfg["optimizer"] = _check_object("optimizer", OPTIMIZERS, opt, problems, "optimizer")
+
+    model = sec["model"]
+    for key in model:
+        if key != "layers":
+            problems.append(f"model.{key}: unknown key (expected layers)")
+    layers = model.get("layers", DEFAULT_LAYERS)
+    if not isinstance(layers, list) or not layers:
+        problems.append("model.layers: expected a non-empty list of layer tables")
+        layers = []
+    cfg["model"] = {"layers": [_check_object(f"model.layers[{i}]", LAYERS, spec, problems, "layer")
+                               for i, spec in enumerate(layers)]}
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load_config(path=None, overrides=None):
+    """Read and validate a TOML config (None: the defaults). ``overrides`` maps dotted keys
+    (e.g. "training.epochs") to values applied before validation."""
+    raw = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise GlyphnetError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise GlyphnetError(f"{path}: invalid TOML: {exc}") from None
+        except OSError as exc:
+            raise GlyphnetError(f"{path}: cannot read config ({exc})") from None
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return resolve(raw, path)
+
+
+def build_model(cfg, dataset):
+    """The compiled Sequential model of ``cfg`` for ``dataset``'s inputs and classes."""
+    from .data import Scaler
+    from .model import Sequential
+    problems = []
+    layers = [layer_from_config(s) for s in cfg["model"]["layers"]]
+    model = Sequential(layers, classes=dataset.classes)
+    try:
+        model.build(dataset.input_shape, cfg["seed"])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError([f"model.layers: cannot be built for inputs of shape "
+                           f"{tuple(dataset.input_shape)}: {exc}"]) from None
+    out = model.output_shape
+    if out != (dataset.num_classes,):
+        problems.append(f"model.layers: the model outputs shape {out} but the data set "
+                        f"{dataset.name!r} has {dataset.num_classes} classes; make the last "
+                        f"dense layer {dataset.num_classes} units")
+    if problems:
+        raise ConfigError(problems)
+    t = cfg["training"]
+    loss = {"type": t["loss"]}
+    if t["loss"] == "mse":
+        loss["targets"] = t["targets"]
+    model.compile(loss=loss_from_config(loss), optimizer=optimizer_from_config(cfg["optimizer"]),
+                  l1=t["l1"], l2=t["l2"], shrink=t["shrink"])
+    model.scaler = Scaler(cfg["data"].get("scale", "unit"))
+    return model
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def dumps(cfg):
+    """The config as TOML text (layers as an array of inline tables)."""
+    lines = [f"seed = {cfg['seed']}"]
+    for name in SECTIONS:
+        section = cfg.get(name, {})
+        lines.append(f"\n[{name}]")
+        for key, value in section.items():
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                lines.append(f"{key} = [")
+                lines.extend(f"    {_toml_value(v)}," for v in value)
+                lines.append("]")
+            elif isinstance(value, dict):
+                lines.append(f"{key} = {_toml_value(value)}")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

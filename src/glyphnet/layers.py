@@ -1,0 +1,251 @@
+"""Layers: each forward keeps what its backward needs; each backward returns dL/dx and fills
+``self.grads`` with dL/dparam for every entry of ``self.params``.
+
+Arrays are batch-first. Images are NHWC: (batch, height, width, channels).
+"""
+import inspect
+
+import numpy as np
+
+from .initializers import canonical, initialize
+
+LAYERS = {}
+
+
+def register(name):
+    """Class decorator: make a layer available to configs and saved models under ``name``."""
+    def wrap(cls):
+        cls.kind = name
+        LAYERS[name] = cls
+        return cls
+    return wrap
+
+
+class Layer:
+    """Base class. Subclasses set ``params`` (trainable) and ``state`` (saved, not trained) in
+    ``build`` and implement ``forward``/``backward``."""
+
+    kind = "layer"
+
+    def __init__(self):
+        self.params, self.grads, self.state = {}, {}, {}
+        self.input_shape = self.output_shape = None
+
+    def build(self, input_shape, rng, dtype=np.float32):
+        """Create parameters for inputs of ``input_shape`` (without the batch axis)."""
+        self.input_shape = self.output_shape = tuple(input_shape)
+        return self.output_shape
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def get_config(self):
+        """Constructor arguments, enough to rebuild this layer."""
+        sig = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in sig.parameters if name != "self"}
+
+    def astype(self, dtype):
+        for d in (self.params, self.state):
+            for k in d:
+                d[k] = d[k].astype(dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@register("dense")
+class Dense(Layer):
+    """y = x W + b, with W of shape (inputs, units). Inputs with more than two axes are
+    flattened per sample.
+
+    dL/dW = x^T dL/dy,  dL/db = sum over the batch of dL/dy,  dL/dx = dL/dy W^T.
+    """
+
+    def __init__(self, units, bias=True, init="he_normal", sigma=0.01):
+        super().__init__()
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        canonical(init)
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+        self.units, self.bias, self.init, self.sigma = int(units), bool(bias), init, float(sigma)
+
+    def build(self, input_shape, rng, dtype=np.float32):
+        self.input_shape = tuple(input_shape)
+        fan_in = int(np.prod(input_shape))
+        self.params["W"] = initialize(self.init, (fan_in, self.units), fan_in, self.units, rng,
+                                      self.sigma, dtype)
+        if self.bias:
+            self.params["b"] = np.zeros(self.units, dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.output_shape = (self.units,)
+        return self.output_shape
+
+    def forward(self, x, training=False):
+        x = x.reshape(len(x), -1)
+        self.x = x
+        y = x @ self.params["W"]
+        if self.bias:
+            y += self.params["b"]
+        return y
+
+    def backward(self, dy):
+        np.matmul(self.x.T, dy, out=self.grads["W"])
+        if self.bias:
+            np.sum(dy, axis=0, out=self.grads["b"])
+        dx = dy @ self.params["W"].T
+        return dx.reshape((len(dy),) + self.input_shape)
+
+
+@register("flatten")
+class Flatten(Layer):
+    """(N, ...) -> (N, prod(...)); the backward reshapes the gradient back."""
+
+    def build(self, input_shape, rng, dtype=np.float32):
+        self.input_shape = tuple(input_shape)
+        self.output_shape = (int(np.prod(input_shape)),)
+        return self.output_shape
+
+    def forward(self, x, training=False):
+        return x.reshape(len(x), -1)
+
+    def backward(self, dy):
+        return dy.reshape((len(dy),) + self.input_shape)
+
+
+def _check_positive(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+@register("sigmoid")
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-slope x));   dy/dx = slope y (1 - y)."""
+
+    def __init__(self, slope=1.0):
+        super().__init__()
+        self.slope = _check_positive("slope", slope)
+
+    def forward(self, x, training=False):
+        # 0.5 (1 + tanh(z/2)) equals the logistic function and never overflows.
+        y = np.tanh(x * (0.5 * self.slope))
+        y += 1
+        y *= 0.5
+        self.y = y
+        return y
+
+    def backward(self, dy):
+        return dy * (self.slope * self.y * (1 - self.y))
+
+
+@register("tanh")
+class Tanh(Layer):
+    """y = tanh(slope x);   dy/dx = slope (1 - y^2)."""
+
+    def __init__(self, slope=1.0):
+        super().__init__()
+        self.slope = _check_positive("slope", slope)
+
+    def forward(self, x, training=False):
+        self.y = np.tanh(x * self.slope) if self.slope != 1 else np.tanh(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.slope * (1 - self.y * self.y))
+
+
+@register("relu")
+class ReLU(Layer):
+    """y = max(0, x);   dy/dx = 1 where x > 0, else 0."""
+
+    def forward(self, x, training=False):
+        self.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dy):
+        return dy * self.mask
+
+
+@register("leaky_relu")
+class LeakyReLU(Layer):
+    """y = x for x > 0, negative_slope * x otherwise (the reports' gamma);
+    dy/dx = 1 or negative_slope."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        if not isinstance(negative_slope, (int, float)) or not 0 <= negative_slope < 1:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x, training=False):
+        self.mask = x > 0
+        return np.where(self.mask, x, x * self.negative_slope)
+
+    def backward(self, dy):
+        return np.where(self.mask, dy, dy * self.negative_slope)
+
+
+def softmax(z):
+    """Row-wise softmax, shifted by the row maximum so exp never overflows."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+@register("softmax")
+class Softmax(Layer):
+    """y_i = exp(x_i) / sum_j exp(x_j);   dL/dx = y * (dL/dy - sum_j dL/dy_j y_j).
+
+    With the cross-entropy loss the model skips this layer in training and differentiates the
+    fused, numerically stable softmax cross-entropy of the logits instead.
+    """
+
+    def forward(self, x, training=False):
+        self.y = softmax(x)
+        return self.y
+
+    def backward(self, dy):
+        return self.y * (dy - np.sum(dy * self.y, axis=1, keepdims=True))
+
+
+@register("dropout")
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each input with probability ``rate`` and scale the
+    rest by 1/(1 - rate); the identity in evaluation.  dL/dx = dL/dy * mask / (1 - rate)."""
+
+    def __init__(self, rate=0.5):
+        super().__init__()
+        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.rng = np.random.default_rng(0)
+
+    def build(self, input_shape, rng, dtype=np.float32):
+        self.rng = np.random.default_rng(rng.integers(2**63))
+        return super().build(input_shape, rng, dtype)
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self.scale = None
+            return x
+        keep = 1.0 - self.rate
+        self.scale = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / keep
+        return x * self.scale
+
+    def backward(self, dy):
+        return dy if self.scale is None else dy * self.scale
+
+
+def layer_from_config(spec):
+    """Build a layer from a dict such as {"type": "dense", "units": 10}."""
+    spec = dict(spec)
+    kind = spec.pop("type")
+    if kind not in LAYERS:
+        raise ValueError(f"unknown layer type {kind!r}; expected one of {', '.join(sorted(LAYERS))}")
+    return LAYERS[kind](**spec)

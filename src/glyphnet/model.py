@@ -1,0 +1,212 @@
+"""Sequential: a stack of layers with fit/evaluate/predict and save/load (npz, no pickle)."""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .errors import GlyphnetError
+from .layers import Layer, Softmax, layer_from_config
+from .losses import CrossEntropy, loss_from_config
+from .optimizers import Adam, optimizer_from_config
+
+FORMAT_VERSION = 1
+
+
+class Sequential:
+    """Layers applied in order.
+
+    >>> model = Sequential([Dense(256), ReLU(), Dense(10), Softmax()], input_shape=(28, 28, 1))
+    >>> model.compile(loss="cross_entropy", optimizer=Adam(1e-3))
+    >>> history = model.fit(x_train, y_train, epochs=5, batch_size=128)
+    """
+
+    def __init__(self, layers, input_shape=None, seed=0, classes=None, dtype=np.float32):
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is {type(layer).__name__}, not a glyphnet Layer")
+        self.classes = None if classes is None else [str(c) for c in classes]
+        self.scaler = None
+        self.loss = CrossEntropy()
+        self.optimizer = None
+        self.regularization = {"l1": 0.0, "l2": 0.0, "shrink": 0.0}
+        self.dtype = np.dtype(dtype)
+        self.input_shape = None
+        if input_shape is not None:
+            self.build(input_shape, seed)
+
+    # ----------------------------------------------------------------- structure
+    def build(self, input_shape, seed=0):
+        """Create every layer's parameters for samples of ``input_shape`` (no batch axis)."""
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape = tuple(int(s) for s in input_shape)
+        for layer in self.layers:
+            shape = layer.build(shape, rng, self.dtype)
+        return self
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape
+
+    def compile(self, loss="cross_entropy", optimizer=None, l1=0.0, l2=0.0, shrink=0.0):
+        """Set the loss, the optimiser and the weight penalties used by ``fit``.
+
+        l2 adds l2 * w to each weight gradient (penalty l2/2 * ||w||^2), l1 adds l1 * sign(w),
+        and shrink applies w <- w * (1 - shrink * |w|) after each update. Biases and batch-norm
+        parameters are not penalised.
+        """
+        if isinstance(loss, str):
+            loss = loss_from_config({"type": loss})
+        elif isinstance(loss, dict):
+            loss = loss_from_config(loss)
+        if isinstance(optimizer, dict):
+            optimizer = optimizer_from_config(optimizer)
+        for name, value in (("l1", l1), ("l2", l2), ("shrink", shrink)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        self.loss = loss
+        self.optimizer = optimizer or Adam()
+        self.regularization = {"l1": float(l1), "l2": float(l2), "shrink": float(shrink)}
+        return self
+
+    def parameters(self):
+        """(layer index, name, value, gradient) for every trainable array."""
+        return [(i, k, layer.params[k], layer.grads[k])
+                for i, layer in enumerate(self.layers) for k in layer.params]
+
+    def count_params(self):
+        return int(sum(p.size for _, _, p, _ in self.parameters()))
+
+    def astype(self, dtype):
+        """Convert every parameter and state array (float64 for gradient checks)."""
+        self.dtype = np.dtype(dtype)
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        return self
+
+    def summary(self):
+        lines = [f"input {self.input_shape}"]
+        for i, layer in enumerate(self.layers):
+            n = sum(p.size for p in layer.params.values())
+            lines.append(f"{i:>3} {layer!r:<60} -> {layer.output_shape}  params {n}")
+        lines.append(f"total parameters: {self.count_params()}")
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------- passes
+    @property
+    def _fused(self):
+        """Softmax output trained through the fused softmax cross-entropy of the logits."""
+        return isinstance(self.layers[-1], Softmax) and getattr(self.loss, "from_logits", False)
+
+    def forward(self, x, training=False, upto=None):
+        """Run layers[:upto] (all by default)."""
+        for layer in self.layers[:upto]:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dout, upto=None):
+        """Backpropagate dL/d(output of layers[:upto]); returns dL/d(input)."""
+        for layer in reversed(self.layers[:upto]):
+            dout = layer.backward(dout)
+        return dout
+
+    def loss_and_grads(self, x, labels, training=True):
+        """Forward, loss and backward on one batch. Returns (loss, logits or outputs, dL/dx)."""
+        upto = len(self.layers) - 1 if self._fused else None
+        out = self.forward(x, training, upto)
+        loss, dout = self.loss(out, labels)
+        dx = self.backward(dout, upto)
+        return loss, out, dx
+
+    def predict_proba(self, x, batch_size=1000):
+        """Class scores for each sample: softmax probabilities when the model ends in softmax."""
+        x = np.asarray(x, dtype=self.dtype)
+        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, self.dtype)
+
+    def predict(self, x, batch_size=1000):
+        """The most likely class index of each sample."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def evaluate(self, x, labels, batch_size=1000):
+        """Mean loss and accuracy on (x, labels), in evaluation mode."""
+        labels = np.asarray(labels)
+        upto = len(self.layers) - 1 if self._fused else None
+        total_loss, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            xb = np.asarray(x[i:i + batch_size], dtype=self.dtype)
+            out = self.forward(xb, False, upto)
+            loss, _ = self.loss(out, labels[i:i + batch_size])
+            total_loss += loss * len(xb)
+            correct += int(np.sum(out.argmax(axis=1) == labels[i:i + batch_size]))
+        n = max(len(x), 1)
+        return {"loss": total_loss / n, "accuracy": correct / n}
+
+    def fit(self, x, labels, **kwargs):
+        """Train; see :func:`glyphnet.training.fit` for the options. Returns a History."""
+        from .training import fit
+        return fit(self, x, labels, **kwargs)
+
+    # ----------------------------------------------------------------- persistence
+    def get_config(self):
+        return {
+            "format": FORMAT_VERSION,
+            "input_shape": list(self.input_shape),
+            "layers": [{"type": layer.kind, **layer.get_config()} for layer in self.layers],
+            "loss": {"type": self.loss.kind, **self.loss.get_config()},
+            "classes": self.classes,
+            "scaler": None if self.scaler is None else self.scaler.get_config(),
+        }
+
+    def save(self, path):
+        """Write weights and architecture to ``path`` (.npz), atomically."""
+        arrays = {"architecture": np.array(json.dumps(self.get_config()))}
+        for i, layer in enumerate(self.layers):
+            for group, d in (("param", layer.params), ("state", layer.state)):
+                for k, v in d.items():
+                    arrays[f"{group}/{i}/{k}"] = v
+        if self.scaler is not None:
+            for k, v in self.scaler.arrays().items():
+                arrays[f"scaler/{k}"] = v
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` (no pickle involved)."""
+        from .data import Scaler
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+            config = json.loads(str(arrays.pop("architecture")))
+        except FileNotFoundError:
+            raise GlyphnetError(f"{path}: no such model file") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise GlyphnetError(f"{path}: not a glyphnet model file ({exc})") from None
+        if config.get("format") != FORMAT_VERSION:
+            raise GlyphnetError(f"{path}: model format {config.get('format')!r} is not supported")
+        model = cls([layer_from_config(s) for s in config["layers"]], classes=config["classes"])
+        model.build(config["input_shape"])
+        model.loss = loss_from_config(config["loss"])
+        for i, layer in enumerate(model.layers):
+            for group, d in (("param", layer.params), ("state", layer.state)):
+                for k in d:
+                    saved = arrays[f"{group}/{i}/{k}"]
+                    if saved.shape != d[k].shape:
+                        raise GlyphnetError(f"{path}: {group} {k} of layer {i} has shape "
+                                            f"{saved.shape}, expected {d[k].shape}")
+                    d[k] = saved.astype(model.dtype)
+        if config.get("scaler"):
+            extra = {k[len("scaler/"):]: v for k, v in arrays.items() if k.startswith("scaler/")}
+            model.scaler = Scaler.from_config(config["scaler"], extra)
+        return model

@@ -1,0 +1,176 @@
+"""The training loop: mini-batches, weight penalties, divergence detection, history."""
+import sys
+import time
+
+import numpy as np
+
+from .errors import TrainingDiverged
+
+
+class History:
+    """Per-epoch metrics (``epochs``: list of dicts) and the loss of every batch."""
+
+    COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
+
+    def __init__(self):
+        self.epochs = []
+        self.batch_losses = []
+
+    def column(self, name):
+        return [row.get(name) for row in self.epochs]
+
+    def csv_text(self):
+        lines = [",".join(self.COLUMNS)]
+        for row in self.epochs:
+            lines.append(",".join("" if row.get(c) is None else f"{row[c]:.6g}"
+                                  for c in self.COLUMNS))
+        return "\n".join(lines) + "\n"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr with the running loss (only on a terminal)."""
+
+    def __init__(self, total, prefix, stream=None, width=30):
+        self.total, self.prefix, self.width = total, prefix, width
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done, loss):
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < 0.1 and done < self.total):
+            return
+        self.last = now
+        filled = int(self.width * done / self.total)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{self.prefix} [{bar}] {done}/{self.total} loss {loss:.4f} "
+                          f"{now - self.start:.1f}s")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled:
+            self.stream.write("\r" + " " * (self.width + len(self.prefix) + 50) + "\r")
+            self.stream.flush()
+
+
+class Callback:
+    """Hooks into ``fit``. ``on_batch_end`` runs after the gradients are computed and the
+    parameters updated, so ``model.parameters()`` gives this step's gradients."""
+
+    def on_epoch_begin(self, model, epoch):
+        pass
+
+    def on_batch_end(self, model, step, loss):
+        pass
+
+    def on_epoch_end(self, model, epoch, metrics):
+        pass
+
+
+def batches(n, batch_size, shuffle, rng):
+    """Index arrays covering range(n): batch_size None or 0 means the whole set (full batch)."""
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    size = n if not batch_size else batch_size
+    return [order[i:i + size] for i in range(0, n, size)]
+
+
+def _snapshot(model):
+    return [[dict((k, v.copy()) for k, v in d.items()) for d in (layer.params, layer.state)]
+            for layer in model.layers]
+
+
+def _restore(model, snapshot):
+    for layer, (params, state) in zip(model.layers, snapshot):
+        for k, v in params.items():
+            layer.params[k][...] = v
+        for k, v in state.items():
+            layer.state[k][...] = v
+
+
+def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
+        validation_data=None, augment=None, callbacks=(), lr_decay=1.0, verbose=False, log=print):
+    """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
+
+    batch_size: samples per update; 0/None trains full-batch, 1 is stochastic gradient descent.
+    shuffle: draw a new presentation order each epoch (else the data's order is kept).
+    augment: optional function (images, rng) -> images applied to each training batch.
+    lr_decay: the optimiser's learning rate is multiplied by this after every epoch.
+    validation_data: (x, labels) evaluated after every epoch as test_loss/test_accuracy.
+    Raises TrainingDiverged (the model restored to its last good epoch) if the loss or the
+    weights become non-finite.
+    """
+    if model.optimizer is None:
+        model.compile()
+    labels = np.asarray(labels)
+    if len(x) != len(labels):
+        raise ValueError(f"x has {len(x)} samples but labels has {len(labels)}")
+    if len(x) == 0:
+        raise ValueError("no training samples")
+    rng = np.random.default_rng(seed)
+    aug_rng = np.random.default_rng(rng.integers(2**63))
+    history = History()
+    params = model.parameters()
+    values = [p for _, _, p, _ in params]
+    grads = [g for _, _, _, g in params]
+    weights = [(p, g) for _, name, p, g in params if name == "W"]
+    reg = model.regularization
+    step = 0
+    for epoch in range(1, epochs + 1):
+        good = _snapshot(model)
+        for cb in callbacks:
+            cb.on_epoch_begin(model, epoch)
+        start = time.perf_counter()
+        index_batches = batches(len(x), batch_size, shuffle, rng)
+        bar = ProgressBar(len(index_batches), f"epoch {epoch}/{epochs}") if verbose else None
+        loss_sum, correct, seen = 0.0, 0, 0
+        for b, idx in enumerate(index_batches, 1):
+            xb = x[idx] if shuffle or len(idx) < len(x) else x
+            if augment is not None:
+                xb = augment(xb, aug_rng)
+            yb = labels[idx]
+            loss, out, _ = model.loss_and_grads(xb, yb)
+            if not np.isfinite(loss):
+                _restore(model, good)
+                raise TrainingDiverged(epoch, b, getattr(model.optimizer, "lr", None), history)
+            for p, g in weights:
+                if reg["l2"]:
+                    g += reg["l2"] * p
+                if reg["l1"]:
+                    g += reg["l1"] * np.sign(p)
+            model.optimizer.step(values, grads)
+            if reg["shrink"]:
+                for p, _ in weights:
+                    p *= 1 - reg["shrink"] * np.abs(p)
+            step += 1
+            loss_sum += loss * len(idx)
+            correct += int(np.sum(out.argmax(axis=1) == yb))
+            seen += len(idx)
+            history.batch_losses.append(loss)
+            for cb in callbacks:
+                cb.on_batch_end(model, step, loss)
+            if bar:
+                bar.update(b, loss_sum / seen)
+        if bar:
+            bar.close()
+        if not all(np.isfinite(p).all() for p in values):
+            _restore(model, good)
+            raise TrainingDiverged(epoch, len(index_batches),
+                                   getattr(model.optimizer, "lr", None), history)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+        if validation_data is not None:
+            ev = model.evaluate(*validation_data)
+            row.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+        row["seconds"] = time.perf_counter() - start
+        history.epochs.append(row)
+        if lr_decay != 1.0:
+            model.optimizer.lr *= lr_decay
+        for cb in callbacks:
+            cb.on_epoch_end(model, epoch, row)
+        if verbose:
+            msg = (f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.4f} "
+                   f"acc {row['train_accuracy']:.4f}")
+            if validation_data is not None:
+                msg += f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+            log(msg + f" | {row['seconds']:.1f}s")
+    return history
