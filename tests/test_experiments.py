@@ -106,3 +106,11 @@ def test_missing_base_is_a_clear_error(tmp_path, capsys):
     path.write_text('base = "nope.toml"\n')
     assert main(["experiment", str(path), "--dry-run"]) == 2
     assert "nope.toml not found" in capsys.readouterr().err
+
+
+def test_set_option_overrides_every_run(experiment, capsys):
+    assert main(["experiment", str(experiment), "--dry-run", "--set", "training.epochs=7"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("7 epochs") == 4
+    assert main(["experiment", str(experiment), "--dry-run", "--set", "epochs"]) == 1
+    assert "expected KEY=VALUE" in capsys.readouterr().err

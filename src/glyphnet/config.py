@@ -26,9 +26,13 @@ DEFAULTS = {
         "epochs": 10, "batch_size": 128, "shuffle": True, "loss": "cross_entropy",
         "targets": [0.0, 1.0], "l1": 0.0, "l2": 0.0, "shrink": 0.0, "lr_decay": 1.0,
     },
-    "optimizer": {"type": "adam", "lr": 1e-3},
+    "optimizer": {"type": "adam"},
     "augment": {},
 }
+
+# What `glyphnet train` runs without a config (the same as configs/mlp.toml): the defaults
+# above plus a faster learning rate that decays every epoch.
+DEFAULT_RUN = {"training": {"lr_decay": 0.7}, "optimizer": {"type": "adam", "lr": 2e-3}}
 
 SECTIONS = ("data", "model", "training", "optimizer", "augment")
 
@@ -64,7 +68,7 @@ def _check_object(key, registry, spec, problems, what):
         return spec
     params = inspect.signature(registry[kind].__init__).parameters
     allowed = [p for p in params if p != "self"]
-    ok = True
+    known, types_ok = {}, True
     for name, value in spec.items():
         if name == "type":
             continue
@@ -72,21 +76,25 @@ def _check_object(key, registry, spec, problems, what):
             expected = ", ".join(allowed) or "no options"
             problems.append(f"{key}.{name}: unknown option for {what} {kind!r} "
                             f"(expected {expected})")
-            ok = False
-        elif params[name].default is not inspect.Parameter.empty and \
-                params[name].default is not None and not isinstance(params[name].default, tuple):
-            ok &= _check_type(f"{key}.{name}", value, params[name].default, problems)
+            continue
+        known[name] = value
+        default = params[name].default
+        if default is not inspect.Parameter.empty and default is not None and \
+                not isinstance(default, tuple):
+            types_ok &= _check_type(f"{key}.{name}", value, default, problems)
     missing = [p for p in allowed if params[p].default is inspect.Parameter.empty
                and p not in spec]
     for name in missing:
         problems.append(f"{key}.{name}: required for {what} {kind!r}")
-    if ok and not missing:
+    if types_ok and not missing:
+        # Build it even next to unknown options, so bad values are reported in the same pass.
         try:
-            obj = registry[kind](**{k: v for k, v in spec.items() if k != "type"})
+            obj = registry[kind](**known)
         except (ValueError, TypeError) as exc:
             problems.append(f"{key}: {exc}")
         else:
-            return {"type": kind, **obj.get_config()}
+            if len(known) == len(spec) - 1:
+                return {"type": kind, **obj.get_config()}
     return spec
 
 
@@ -165,9 +173,9 @@ def resolve(raw, source=None):
 
 
 def load_config(path=None, overrides=None):
-    """Read and validate a TOML config (None: the defaults). ``overrides`` maps dotted keys
+    """Read and validate a TOML config (None: the default run). ``overrides`` maps dotted keys
     (e.g. "training.epochs") to values applied before validation."""
-    raw = {}
+    raw = copy.deepcopy(DEFAULT_RUN) if path is None else {}
     if path is not None:
         try:
             with open(path, "rb") as f:

@@ -71,9 +71,23 @@ def _label(value):
     return str(value)
 
 
-def load_experiment(path):
+def parse_assignment(text):
+    """'training.epochs=20' -> ("training.epochs", 20); the value is read as TOML (strings
+    may be left unquoted)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise GlyphnetError(f"--set {text!r}: expected KEY=VALUE, e.g. training.epochs=20")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
+def load_experiment(path, extra=None):
     """Parse and validate an experiment file; returns (spec, [(run name, resolved config,
-    reported or None)]). Every run's config is validated before anything trains."""
+    reported or None)]). ``extra`` maps dotted keys to values applied to every run last.
+    Every run's config is validated before anything trains."""
     try:
         with open(path, "rb") as f:
             spec = tomllib.load(f)
@@ -116,7 +130,7 @@ def load_experiment(path):
             name = "-".join([run_name] * bool(run_name) +
                             [f"{k.split('.')[-1]}={_label(v)}" for k, v in combo.items()]) or "run"
             name = re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
-            for source in (spec.get("set", {}), run, combo):
+            for source in (spec.get("set", {}), run, combo, extra or {}):
                 for key, value in source.items():
                     try:
                         set_path(cfg, key, value)
@@ -149,10 +163,10 @@ def _run_one(job):
     return name, metrics
 
 
-def run_experiment(path, out_dir, jobs=None, log=print):
+def run_experiment(path, out_dir, jobs=None, extra=None, log=print):
     """Train every run of the experiment at ``path`` into out_dir/<run name>/ and write
     out_dir/results.csv and results.md. Returns the list of result rows."""
-    spec, planned = load_experiment(path)
+    spec, planned = load_experiment(path, extra)
     jobs = jobs or spec.get("jobs", 1)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     work = [(name, cfg, os.path.join(out_dir, name), threads) for name, cfg, _ in planned]
@@ -178,7 +192,7 @@ def run_experiment(path, out_dir, jobs=None, log=print):
                      "train_accuracy": m.get("train_accuracy"), "test_loss": m.get("test_loss"),
                      "epochs": m.get("epochs"), "seconds": m.get("seconds"),
                      "reported": reported[name], "diverged": m.get("diverged", "")})
-    from .runs import write_atomic
+    from .fileio import write_atomic
     write_atomic(os.path.join(out_dir, "results.csv"), _csv(rows))
     write_atomic(os.path.join(out_dir, "results.md"), markdown_table(rows))
     write_atomic(os.path.join(out_dir, "results.json"), json.dumps(rows, indent=2) + "\n")
@@ -215,13 +229,14 @@ def markdown_table(rows):
 def cmd_experiment(args):
     out = args.out or os.path.join(
         "runs", os.path.splitext(os.path.basename(args.experiment))[0])
+    extra = dict(parse_assignment(a) for a in args.set)
     if args.dry_run:
-        _, planned = load_experiment(args.experiment)
+        _, planned = load_experiment(args.experiment, extra)
         for name, cfg, reported in planned:
             print(f"{name}: {cfg['training']['epochs']} epochs"
                   + (f", reported {reported}" if reported is not None else ""))
         return 0
-    rows = run_experiment(args.experiment, out, args.jobs)
+    rows = run_experiment(args.experiment, out, args.jobs, extra)
     sys.stdout.write("\n" + markdown_table(rows))
     print(f"\nwrote {out}/results.csv, results.md and one run directory per run")
     return 1 if any(r["diverged"] for r in rows) else 0
@@ -235,5 +250,7 @@ def add_parser(sub):
     p.add_argument("--out", help="output folder (default: runs/NAME)")
     p.add_argument("--jobs", type=_positive_int,
                    help="parallel processes (default: the file's jobs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every run, e.g. --set training.epochs=20")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs only")
     p.set_defaults(func=cmd_experiment)

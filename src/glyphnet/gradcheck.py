@@ -34,16 +34,22 @@ def check_model(model, x, labels, eps=1e-6, max_entries=40, seed=0, input_grad=F
     x = np.asarray(x, np.float64)
     rng = np.random.default_rng(seed)
 
-    def run():
-        # In training mode (batch statistics), with every random layer (dropout) re-seeded so
-        # each evaluation draws the same mask.
+    def reseed():
+        # Every random layer (dropout) re-seeded so each evaluation draws the same mask.
         for layer in model.layers:
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng(seed)
+
+    def run():
+        # In training mode (batch statistics).
+        reseed()
         return model.loss_and_grads(x, labels, training=True)
 
     def loss_at():
-        return run()[0]
+        # The loss alone: a forward pass, no backward.
+        reseed()
+        upto = len(model.layers) - 1 if model._fused else None
+        return model.loss(model.forward(x, True, upto), labels)[0]
 
     # Analytic gradients for every parameter (copied before the probes overwrite them).
     _, _, dx = run()

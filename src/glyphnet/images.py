@@ -1,5 +1,9 @@
 """Reading images and preparing them the way MNIST digits were prepared: greyscale, ink high,
-cropped to the ink, scaled into a 20x20 box and centred by centre of mass in 28x28."""
+cropped to the ink, scaled into a 20x20 box and centred by centre of mass in 28x28 (or any
+canvas); and loading folders of images, one sub-folder per class, reporting what was skipped."""
+import hashlib
+import os
+
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -54,8 +58,10 @@ def resize(grey, height, width):
 
 
 def center_by_mass(box, size):
-    """Place ``box`` in a size x size canvas with its centre of mass at the canvas centre."""
-    canvas = np.zeros((size, size), np.float32)
+    """Place ``box`` in a canvas of ``size`` (an int for a square, or (height, width)) with its
+    centre of mass at the canvas centre."""
+    ch, cw = (size, size) if isinstance(size, int) else size
+    canvas = np.zeros((ch, cw), np.float32)
     h, w = box.shape
     total = box.sum()
     if total <= 0:
@@ -63,10 +69,10 @@ def center_by_mass(box, size):
     else:
         ys, xs = np.indices(box.shape)
         cy, cx = (ys * box).sum() / total, (xs * box).sum() / total
-    top = int(round((size - 1) / 2 - cy))
-    left = int(round((size - 1) / 2 - cx))
-    top = min(max(top, 0), size - h)
-    left = min(max(left, 0), size - w)
+    top = int(round((ch - 1) / 2 - cy))
+    left = int(round((cw - 1) / 2 - cx))
+    top = min(max(top, 0), ch - h)
+    left = min(max(left, 0), cw - w)
     canvas[top:top + h, left:left + w] = box
     return canvas
 
@@ -75,6 +81,14 @@ def mnist_like(grey, size=28, box=None, invert="auto", contrast=True, crop=True,
     """Prepare a greyscale [0, 1] image like MNIST: ink high, contrast stretched, cropped to the
     ink, scaled (keeping the aspect ratio) to fit a box of ``box`` pixels (20 for 28), and
     centred by centre of mass in a size x size canvas."""
+    return prepare(grey, size, box, invert, contrast, crop, center)
+
+
+def prepare(grey, size=28, box=None, invert="auto", contrast=True, crop=True, center=True):
+    """``mnist_like`` for any canvas: ``size`` is an int (square) or (height, width), ``box`` an
+    int or (height, width) (default: 20/28 of the canvas). Without cropping the whole image is
+    resized to the canvas (right for faces)."""
+    height, width = (size, size) if isinstance(size, int) else size
     grey = np.asarray(grey, np.float32)
     if invert == "auto":
         grey = ink_high(grey)
@@ -83,17 +97,19 @@ def mnist_like(grey, size=28, box=None, invert="auto", contrast=True, crop=True,
     if contrast:
         grey = stretch_contrast(grey)
     if not crop:
-        return resize(grey, size, size)
+        return resize(grey, height, width)
     grey = crop_to_ink(grey)
-    box = box or max(1, int(round(size * 20 / 28)))
+    if box is None:
+        box = (max(1, int(round(height * 20 / 28))), max(1, int(round(width * 20 / 28))))
+    bh, bw = (box, box) if isinstance(box, int) else box
     h, w = grey.shape
-    scale = box / max(h, w)
+    scale = min(bh / h, bw / w)
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     small = resize(grey, nh, nw)
     if center:
-        return center_by_mass(small, size)
-    canvas = np.zeros((size, size), np.float32)
-    top, left = (size - nh) // 2, (size - nw) // 2
+        return center_by_mass(small, (height, width))
+    canvas = np.zeros((height, width), np.float32)
+    top, left = (height - nh) // 2, (width - nw) // 2
     canvas[top:top + nh, left:left + nw] = small
     return canvas
 
@@ -101,3 +117,70 @@ def mnist_like(grey, size=28, box=None, invert="auto", contrast=True, crop=True,
 def load_for_model(path, size=28):
     """An image file prepared like MNIST, as a (size, size, 1) float32 array in [0, 1]."""
     return mnist_like(read_image(path), size)[..., None]
+
+
+# ---------------------------------------------------------------------------- image folders
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".pnm", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def class_folders(root, reject_class=""):
+    """Sorted class sub-folders of ``root``; the reject ("not a character") folder, if any, last."""
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: image folder not found (expected one sub-folder per class)")
+    names = sorted(d for d in os.listdir(root)
+                   if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if reject_class:
+        if reject_class not in names:
+            raise DataError(f"{root}: the reject class folder {reject_class!r} does not exist "
+                            f"(folders: {', '.join(names) or 'none'})")
+        names = [n for n in names if n != reject_class] + [reject_class]
+    if not names:
+        raise DataError(f"{root}: no class sub-folders (expected e.g. {root}/0/*.png, "
+                        f"{root}/1/*.png, ...)")
+    return names
+
+
+def load_folder(root, classes, size=28, invert="auto", contrast=True, crop=True, center=True,
+                seen=None):
+    """Images under root/CLASS/ for each name in ``classes`` (its index is the label), prepared
+    with ``prepare``. Returns (images NHWC float32, labels int64, paths, skipped), where skipped
+    lists "path: reason" for every unreadable image and every exact duplicate (same SHA-256 of
+    the file bytes as an earlier file; ``seen`` maps digests to paths and may be shared between
+    calls so duplicates across train and test folders are caught too)."""
+    seen = {} if seen is None else seen
+    height, width = (size, size) if isinstance(size, int) else size
+    images, labels, paths, skipped = [], [], [], []
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            skipped.append(f"{folder}: class folder missing")
+            continue
+        for file in sorted(os.listdir(folder)):
+            path = os.path.join(folder, file)
+            if file.startswith(".") or not os.path.isfile(path):
+                continue
+            if not file.lower().endswith(IMAGE_SUFFIXES):
+                skipped.append(f"{path}: not an image file name (expected "
+                               f"{', '.join(IMAGE_SUFFIXES)})")
+                continue
+            try:
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            except OSError as exc:
+                skipped.append(f"{path}: cannot read ({exc})")
+                continue
+            if digest in seen:
+                skipped.append(f"{path}: duplicate of {seen[digest]}")
+                continue
+            try:
+                grey = read_image(path)
+            except DataError as exc:
+                skipped.append(str(exc))
+                continue
+            seen[digest] = path
+            images.append(prepare(grey, (height, width), None, invert, contrast, crop, center))
+            labels.append(label)
+            paths.append(path)
+    x = (np.stack(images)[..., None] if images
+         else np.zeros((0, height, width, 1), np.float32))
+    return x.astype(np.float32), np.array(labels, np.int64), paths, skipped

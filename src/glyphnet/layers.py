@@ -95,11 +95,16 @@ class Dense(Layer):
         return y
 
     def backward(self, dy):
+        self.backward_params(dy)
+        dx = dy @ self.params["W"].T
+        return dx.reshape((len(dy),) + self.input_shape)
+
+    def backward_params(self, dy):
+        """Only dL/dW and dL/db: what training needs from a first layer, whose dL/dx is
+        never used."""
         np.matmul(self.x.T, dy, out=self.grads["W"])
         if self.bias:
             np.sum(dy, axis=0, out=self.grads["b"])
-        dx = dy @ self.params["W"].T
-        return dx.reshape((len(dy),) + self.input_shape)
 
 
 @register("flatten")
@@ -165,11 +170,11 @@ class ReLU(Layer):
     """y = max(0, x);   dy/dx = 1 where x > 0, else 0."""
 
     def forward(self, x, training=False):
-        self.mask = x > 0
-        return np.maximum(x, 0)
+        self.y = np.maximum(x, 0)
+        return self.y
 
     def backward(self, dy):
-        return dy * self.mask
+        return dy * (self.y > 0)
 
 
 @register("leaky_relu")

@@ -1,11 +1,10 @@
 """Sequential: a stack of layers with fit/evaluate/predict and save/load (npz, no pickle)."""
 import json
-import os
-import tempfile
 
 import numpy as np
 
 from .errors import GlyphnetError
+from .fileio import atomic_open
 from .layers import Layer, Softmax, layer_from_config
 from .losses import CrossEntropy, loss_from_config
 from .optimizers import Adam, optimizer_from_config
@@ -105,18 +104,33 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dout, upto=None):
-        """Backpropagate dL/d(output of layers[:upto]); returns dL/d(input)."""
-        for layer in reversed(self.layers[:upto]):
-            dout = layer.backward(dout)
-        return dout
+    def backward(self, dout, upto=None, input_grad=True):
+        """Backpropagate dL/d(output of layers[:upto]); returns dL/d(input).
 
-    def loss_and_grads(self, x, labels, training=True):
-        """Forward, loss and backward on one batch. Returns (loss, logits or outputs, dL/dx)."""
+        With ``input_grad=False`` (training) nothing below the first trainable layer is run,
+        that layer computes only its parameter gradients when it can (``backward_params``),
+        and None is returned: for the usual first Dense layer that skips a quarter of the
+        work of a training step.
+        """
+        layers = self.layers[:upto]
+        if input_grad:
+            for layer in reversed(layers):
+                dout = layer.backward(dout)
+            return dout
+        first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+        for layer in reversed(layers[first + 1:]):
+            dout = layer.backward(dout)
+        if first < len(layers):
+            getattr(layers[first], "backward_params", layers[first].backward)(dout)
+        return None
+
+    def loss_and_grads(self, x, labels, training=True, input_grad=True):
+        """Forward, loss and backward on one batch. Returns (loss, logits or outputs, dL/dx);
+        dL/dx is None with ``input_grad=False`` (see :meth:`backward`)."""
         upto = len(self.layers) - 1 if self._fused else None
         out = self.forward(x, training, upto)
         loss, dout = self.loss(out, labels)
-        dx = self.backward(dout, upto)
+        dx = self.backward(dout, upto, input_grad)
         return loss, out, dx
 
     def predict_proba(self, x, batch_size=1000):
@@ -169,17 +183,8 @@ class Sequential:
         if self.scaler is not None:
             for k, v in self.scaler.arrays().items():
                 arrays[f"scaler/{k}"] = v
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(path) as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path):

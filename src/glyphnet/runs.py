@@ -1,27 +1,15 @@
-"""A training run as files: RUN_DIR/model.npz, config.toml, history.csv, metrics.json."""
+"""A training run as files: RUN_DIR/model.npz, config.toml, history.csv, metrics.json,
+dynamics.npz (training dynamics, see monitor.py)."""
 import json
 import os
-import tempfile
 import time
 
 from . import augment as augmentation
 from . import config as configuration
 from . import data
 from .errors import TrainingDiverged
-
-
-def write_atomic(path, text):
-    """Write text to path via a temporary file, so a crash never leaves half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+from .fileio import write_atomic
+from .monitor import Monitor
 
 
 def prepare(cfg, dataset=None):
@@ -47,6 +35,9 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None):
     t = cfg["training"]
     os.makedirs(out_dir, exist_ok=True)
     write_atomic(os.path.join(out_dir, "config.toml"), configuration.dumps(cfg))
+    steps = -(-len(x_train) // (t["batch_size"] or len(x_train))) * t["epochs"]
+    monitor = Monitor(every=max(1, min(10, steps // 100)), seed=cfg["seed"],
+                      check_data=(x_train[:4], ds.y_train[:4]))
     start = time.perf_counter()
     error = None
     try:
@@ -54,9 +45,11 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None):
                             shuffle=t["shuffle"], seed=cfg["seed"],
                             validation_data=(x_test, ds.y_test),
                             augment=augmentation.from_config(cfg["augment"]),
-                            lr_decay=t["lr_decay"], callbacks=callbacks, verbose=verbose, log=log)
+                            lr_decay=t["lr_decay"], callbacks=[*callbacks, monitor],
+                            verbose=verbose, log=log)
     except TrainingDiverged as exc:
         error, history = exc, exc.history
+    monitor.detach(model)
     seconds = time.perf_counter() - start
     final_train = model.evaluate(x_train, ds.y_train)
     final_test = model.evaluate(x_test, ds.y_test)
@@ -73,6 +66,7 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None):
     write_atomic(os.path.join(out_dir, "batch_losses.csv"),
                  "".join(f"{v:.6g}\n" for v in history.batch_losses))
     write_atomic(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    monitor.save(os.path.join(out_dir, "dynamics.npz"))
     if error is not None:
         raise error
     return metrics

@@ -88,6 +88,8 @@ def _restore(model, snapshot):
             layer.state[k][...] = v
 
 
+# Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
+@np.errstate(over="ignore", invalid="ignore")
 def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
         validation_data=None, augment=None, callbacks=(), lr_decay=1.0, verbose=False, log=print):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
@@ -129,7 +131,7 @@ def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
             if augment is not None:
                 xb = augment(xb, aug_rng)
             yb = labels[idx]
-            loss, out, _ = model.loss_and_grads(xb, yb)
+            loss, out, _ = model.loss_and_grads(xb, yb, input_grad=False)
             if not np.isfinite(loss):
                 _restore(model, good)
                 raise TrainingDiverged(epoch, b, getattr(model.optimizer, "lr", None), history)

@@ -1,0 +1,202 @@
+"""Training dynamics, recorded cheaply while ``fit`` runs and saved as RUN_DIR/dynamics.npz.
+
+Every ``every`` steps: the standard deviation of each weight gradient, the mean magnitude of the
+deltas (dL/d output) at the first convolutional layer and a few fixed individual weights. At the
+start: every weight array (a fixed random sample of MAX_INITIAL entries of larger ones). At the
+end of each epoch: the first convolutional layer's filters. At steps 1, 8, 64, 512, ...: a small
+float64 gradient check (angle between finite-difference and analytic gradients) against the
+cost of a few fixed training images.
+"""
+
+import numpy as np
+
+from .fileio import atomic_open
+from .gradcheck import check_model
+from .training import Callback
+
+CONV_KINDS = ("conv2d", "depthwise_conv2d", "separable_conv2d")
+POOL_KINDS = ("max_pool2d", "avg_pool2d")
+BACKWARDS = ("backward", "backward_params")
+MAX_INITIAL = 250_000
+
+
+def weight_arrays(model):
+    """(layer index, name, array) of every trainable array with two or more axes."""
+    return [(i, k, p) for i, k, p, _ in model.parameters() if p.ndim >= 2]
+
+
+def _power_of_8(n):
+    return n & (n - 1) == 0 and (n.bit_length() - 1) % 3 == 0
+
+
+def first_conv(model):
+    """Index of the first convolutional layer, or None."""
+    return next((i for i, layer in enumerate(model.layers) if layer.kind in CONV_KINDS), None)
+
+
+def conv_weight(layer):
+    """The spatial kernels of a convolutional layer: (KH, KW, C, F) for conv2d, (KH, KW, C)
+    for the depthwise part of depthwise/separable convolutions."""
+    return layer.params.get("W_depthwise", layer.params["W"])
+
+
+class Monitor(Callback):
+    """Records what the training-dynamics plots need (see the module docstring).
+
+    every: sampling interval in steps; it doubles (and every other record is dropped) whenever
+    more than ``max_points`` records pile up, so long runs stay cheap and small.
+    tracked: how many individual weights to follow.
+    check_data: (x, labels), a few training images for the gradient-angle check, or None.
+    check_entries: entries checked per parameter array.
+    """
+
+    def __init__(self, every=10, tracked=6, check_data=None, check_entries=3, seed=0,
+                 max_points=500):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.every, self.tracked, self.seed, self.max_points = every, tracked, seed, max_points
+        self.check_data, self.check_entries = check_data, check_entries
+        self.steps, self.grad_std, self.weights = [], [], []
+        self.delta_steps, self.deltas = [], []
+        self.check_steps, self.check_cost, self.check_angle = [], [], []
+        self.check_names = []
+        self.initial, self.filters = {}, {}
+        self.names, self.tracked_ids = [], []
+        self._conv = None
+        self._delta_step = 1
+        self._started = False
+
+    # ------------------------------------------------------------------ hooks
+    def on_epoch_begin(self, model, epoch):
+        if not self._started:
+            self._start(model)
+        self._attach(model)
+
+    def on_batch_end(self, model, step, loss):
+        if step % self.every == 0 or step == 1:
+            self.steps.append(step)
+            arrays = weight_arrays(model)
+            grads = {(i, k): g for i, k, _, g in model.parameters()}
+            self.grad_std.append([float(grads[(i, k)].std()) for i, k, _ in arrays])
+            self.weights.append([float(arrays[a][2].flat[j]) for a, j in self.tracked_ids])
+            if len(self.steps) > self.max_points:
+                self._thin()
+        self._delta_step = step + 1 if (step + 1) % self.every == 0 else None
+        if self.check_data is not None and _power_of_8(step):
+            self._gradient_check(model, step)
+
+    def on_epoch_end(self, model, epoch, metrics):
+        self.detach(model)
+        if self._conv is not None:
+            self.filters[epoch] = conv_weight(model.layers[self._conv]).copy()
+
+    # ------------------------------------------------------------------ recording
+    def _thin(self):
+        """Double the interval and keep only the records that fall on it."""
+        self.every *= 2
+
+        def keep(steps, *lists):
+            picks = [k for k, s in enumerate(steps) if s % self.every == 0 or s == 1]
+            return [[lst[k] for k in picks] for lst in (steps, *lists)]
+        self.steps, self.grad_std, self.weights = keep(self.steps, self.grad_std, self.weights)
+        self.delta_steps, self.deltas = keep(self.delta_steps, self.deltas)
+
+    def _start(self, model):
+        self._started = True
+        arrays = weight_arrays(model)
+        self.names = [f"layer{i}.{k}" for i, k, _ in arrays]
+        rng = np.random.default_rng(self.seed)
+        for name, (_, _, p) in zip(self.names, arrays):
+            self.initial[name] = p.copy() if p.size <= MAX_INITIAL else \
+                p.ravel()[np.sort(rng.choice(p.size, MAX_INITIAL, replace=False))]
+        # Follow weights of the first and the last weight array, chosen among all entries.
+        picks = sorted({0, len(arrays) - 1}) if arrays else []
+        for n in range(self.tracked if arrays else 0):
+            a = picks[n % len(picks)]
+            self.tracked_ids.append((a, int(rng.integers(arrays[a][2].size))))
+        self._conv = first_conv(model)
+        if self._conv is not None:
+            self.filters[0] = conv_weight(model.layers[self._conv]).copy()
+
+    def _attach(self, model):
+        """Wrap the first conv layer's backward pass (``backward``, and ``backward_params``
+        that training uses when no input gradient is needed) so sampled steps record the mean
+        per-image norm of dL/d(output) (report 004's 'Mag Conv Deltas')."""
+        if self._conv is None:
+            return
+        layer = model.layers[self._conv]
+        for name in BACKWARDS:
+            if hasattr(type(layer), name):
+                setattr(layer, name, self._recording(getattr(type(layer), name).__get__(layer)))
+
+    def _recording(self, backward):
+        def recording_backward(dy):
+            if self._delta_step is not None:
+                flat = dy.reshape(len(dy), -1)
+                self.deltas.append(float(np.sqrt(np.einsum("ij,ij->i", flat, flat)).mean()))
+                self.delta_steps.append(self._delta_step)
+                self._delta_step = None
+            return backward(dy)
+        return recording_backward
+
+    def detach(self, model):
+        """Remove the recording wrappers (also safe to call when none is attached)."""
+        if self._conv is not None:
+            for name in BACKWARDS:
+                model.layers[self._conv].__dict__.pop(name, None)
+
+    def _gradient_check(self, model, step):
+        x, labels = self.check_data
+        self.detach(model)
+        results = check_model(model, x, labels, max_entries=self.check_entries, seed=self.seed)
+        self._attach(model)
+        self.check_names = [r["name"] for r in results]
+        self.check_steps.append(step)
+        self.check_cost.append(model.evaluate(x, labels)["loss"])
+        self.check_angle.append([r["angle"] for r in results])
+
+    # ------------------------------------------------------------------ output
+    def arrays(self):
+        """Everything recorded, as a dict of arrays (the contents of dynamics.npz)."""
+        out = {
+            "steps": np.array(self.steps, np.int64),
+            "grad_std": np.array(self.grad_std, np.float64).reshape(len(self.steps), -1),
+            "names": np.array(self.names, dtype=str),
+            "tracked_values": np.array(self.weights, np.float64).reshape(len(self.steps), -1),
+            "tracked_names": np.array([f"{self.names[a]}[{j}]" for a, j in self.tracked_ids],
+                                      dtype=str),
+            "delta_steps": np.array(self.delta_steps, np.int64),
+            "conv_deltas": np.array(self.deltas, np.float64),
+            "check_steps": np.array(self.check_steps, np.int64),
+            "check_cost": np.array(self.check_cost, np.float64),
+            "check_angle": np.array(self.check_angle, np.float64).reshape(
+                len(self.check_steps), -1),
+            "check_names": np.array(self.check_names, dtype=str),
+        }
+        for name, p in self.initial.items():
+            out[f"initial/{name}"] = p
+        for epoch, w in self.filters.items():
+            out[f"filters/{epoch}"] = w
+        return out
+
+    def save(self, path):
+        """Write dynamics.npz atomically."""
+        with atomic_open(path) as f:
+            np.savez_compressed(f, **self.arrays())
+
+
+def load_dynamics(path):
+    """dynamics.npz as a dict: plain arrays, plus 'initial' {name: array} and 'filters'
+    {epoch: array}."""
+    with np.load(path, allow_pickle=False) as f:
+        d = {k: f[k] for k in f.files}
+    out = {"initial": {}, "filters": {}}
+    for k, v in d.items():
+        if k.startswith("initial/"):
+            out["initial"][k[len("initial/"):]] = v
+        elif k.startswith("filters/"):
+            out["filters"][int(k[len("filters/"):])] = v
+        else:
+            out[k] = v
+    out["filters"] = dict(sorted(out["filters"].items()))
+    return out

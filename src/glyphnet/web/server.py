@@ -1,0 +1,435 @@
+"""``glyphnet serve``: a drawing pad in the browser and a JSON API for trained models.
+
+The page sends the canvas as a PNG data URL; the server prepares it exactly as ``glyphnet
+predict`` prepares an image file (images.mnist_like, then the model's scaler) and answers with
+the top classes, the image the network received and a saliency map. Flask is imported only when
+an app is created, so the rest of the command line does not pay for it.
+"""
+import argparse
+import base64
+import binascii
+import io
+import os
+import re
+import threading
+import time
+import uuid
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import GlyphnetError
+from ..fileio import atomic_open
+from ..images import mnist_like
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+MAX_BODY_BYTES = 4 * 1024 * 1024   # whole request body
+MAX_IMAGE_SIDE = 2048              # pixels per side of an uploaded image, checked before decoding
+MAX_ARRAY_SIDE = 1024              # rows or columns of a JSON "pixels" array
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
+DEFAULT_TOP = 5
+# A class whose name, lower-cased without spaces, '_' and '-', is one of these means "not a
+# character": predicting it makes the answer "not a character / not sure".
+REJECT_NAMES = {"none", "reject", "unknown", "notacharacter", "noncharacter", "nonchar"}
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")
+LABEL_RULE = ("1 to 32 characters: ASCII letters, digits, '_' or '-', starting with a letter "
+              "or digit")
+RESERVED_LABELS = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                   *(f"lpt{i}" for i in range(10))}   # device names on Windows file systems
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class RequestError(Exception):
+    """A request the server refuses; answered as JSON {"error": message} with ``status``."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def is_reject_class(name):
+    return re.sub(r"[\s_-]+", "", str(name).lower()) in REJECT_NAMES
+
+
+class ServedModel:
+    """A model behind a lock: layers keep forward state on themselves for backward, so one
+    request at a time may run a model (decoding and preprocessing run in parallel)."""
+
+    def __init__(self, name, model, path=None):
+        shape = tuple(model.input_shape or ())
+        if (len(shape) == 3 and shape[2] == 1) or len(shape) == 2:
+            height, width = shape[:2]
+        else:
+            raise GlyphnetError(f"model {name!r}: the drawing pad needs a model of greyscale "
+                                f"images, shaped (H, W, 1); this one expects {shape}")
+        if height != width:
+            raise GlyphnetError(f"model {name!r}: the drawing pad needs square inputs; this one "
+                                f"expects {height}x{width}")
+        self.name, self.model, self.path, self.size = name, model, path, height
+        self.classes = model.classes or [str(i) for i in range(model.output_shape[-1])]
+        self.reject = [c for c in self.classes if is_reject_class(c)]
+        self.lock = threading.Lock()
+
+    def describe(self):
+        return {"name": self.name, "path": self.path, "size": self.size,
+                "classes": self.classes, "rejection_classes": self.reject}
+
+    def predict(self, grey, threshold, top):
+        """Classify a greyscale [0, 1] image of any size and either polarity."""
+        from ..explain import saliency
+        from ..layers import Softmax, softmax
+        seen = mnist_like(grey, self.size)
+        if float(np.ptp(grey)) < 1e-3:   # nothing drawn: no ink to crop, scale or classify
+            return {"model": self.name, "classes": [], "prediction": None, "probability": None,
+                    "uncertain": True, "reason": "the image is blank", "threshold": threshold,
+                    "input": _rounded(seen), "saliency": _rounded(np.zeros_like(seen))}
+        x = seen.reshape((1,) + tuple(self.model.input_shape))
+        if self.model.scaler is not None:
+            x = self.model.scaler.transform(x)
+        with self.lock:
+            out = self.model.predict_proba(x)
+            p = out[0] if isinstance(self.model.layers[-1], Softmax) else softmax(out)[0]
+            best = int(np.argmax(p))
+            sal = saliency(self.model, x, [best])[0]
+        order = np.argsort(p)[::-1][:top]
+        label, prob = self.classes[best], float(p[best])
+        if label in self.reject:
+            reason = f"the model chose its rejection class {label!r}"
+        elif prob < threshold:
+            reason = f"the top probability {prob:.2f} is below the threshold {threshold:.2f}"
+        else:
+            reason = None
+        peak = float(sal.max())
+        return {"model": self.name,
+                "classes": [{"label": self.classes[i], "probability": float(p[i])}
+                            for i in order],
+                "prediction": label, "probability": prob, "uncertain": reason is not None,
+                "reason": reason, "threshold": threshold, "input": _rounded(seen),
+                "saliency": _rounded(sal / peak if peak > 0 else sal)}
+
+
+def _rounded(a):
+    """A 2D array as nested lists with 3 decimals: enough to draw it, and a small answer."""
+    return np.round(np.asarray(a, np.float64).reshape(a.shape[0], -1), 3).tolist()
+
+
+# ------------------------------------------------------------------------------ inputs
+def decode_data_url(text):
+    """The bytes of a 'data:image/png;base64,...' (or image/jpeg) URL."""
+    if not isinstance(text, str) or not text.startswith("data:"):
+        raise RequestError('"image" must be a data URL such as "data:image/png;base64,..."')
+    header, comma, payload = text.partition(",")
+    media, _, encoding = header[5:].partition(";")
+    if not comma or encoding != "base64":
+        raise RequestError('"image" must be a base64 data URL: "data:image/png;base64,..."')
+    if media not in IMAGE_TYPES:
+        raise RequestError(f'"image" has media type {media!r}; expected one of '
+                           f"{', '.join(IMAGE_TYPES)}", 415)
+    try:
+        return base64.b64decode(payload, validate=True), IMAGE_TYPES[media]
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(f'"image" is not valid base64 ({exc})') from None
+
+
+def decode_image(raw, expected_format):
+    """Greyscale [0, 1] pixels of a PNG or JPEG file in memory, transparent parts as white
+    paper. The size is read from the header and checked before any pixel is decoded."""
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            width, height = im.size
+            if im.format != expected_format:
+                raise RequestError(f'"image" holds {im.format or "unknown"} data but was sent '
+                                   f"as {expected_format}", 415)
+            if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
+                raise RequestError(f'"image" is {width}x{height} pixels; at most '
+                                   f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels are accepted", 413)
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                im = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
+            return np.asarray(im.convert("L"), np.float32) / 255.0
+    except RequestError:
+        raise
+    except Image.DecompressionBombError as exc:   # Pillow's own limit, far above ours
+        raise RequestError(f'"image" is too large: at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} '
+                           f"pixels are accepted ({exc})", 413) from None
+    except UnidentifiedImageError:
+        raise RequestError(f'"image" is not {expected_format} data') from None
+    except Exception as exc:   # any failure to decode untrusted bytes is the sender's problem
+        raise RequestError(f'"image" could not be decoded as {expected_format} '
+                           f"({type(exc).__name__}: {exc})") from None
+
+
+def parse_pixels(value):
+    """A JSON 2D array of numbers in [0, 1] as float32 (H, W)."""
+    rule = '"pixels" must be a 2D array (a list of equal-length rows) of numbers in [0, 1]'
+    if not isinstance(value, list) or not value or not isinstance(value[0], list):
+        raise RequestError(rule)
+    if len(value) > MAX_ARRAY_SIDE or len(value[0]) > MAX_ARRAY_SIDE:
+        raise RequestError(f'"pixels" is {len(value)}x{len(value[0])}; at most '
+                           f"{MAX_ARRAY_SIDE}x{MAX_ARRAY_SIDE} is accepted", 413)
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError):
+        raise RequestError(f"{rule}; got rows of different lengths or types") from None
+    if a.ndim != 2 or a.size == 0:
+        raise RequestError(f"{rule}; got an array of shape {a.shape}")
+    if a.dtype.kind not in "iuf":
+        raise RequestError(f"{rule}; got values of type {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise RequestError('"pixels" holds NaN or infinite values')
+    if a.min() < 0 or a.max() > 1:
+        raise RequestError(f'"pixels" values must lie in [0, 1]; got {a.min():g} to {a.max():g}')
+    return a.astype(np.float32)
+
+
+def read_picture(body):
+    """The greyscale image sent as "image" (data URL) or "pixels" (2D array): exactly one."""
+    if ("image" in body) == ("pixels" in body):
+        raise RequestError('send exactly one of "image" (a PNG data URL) or "pixels" '
+                           "(a 2D array)")
+    if "image" in body:
+        return decode_image(*decode_data_url(body["image"]))
+    return parse_pixels(body["pixels"])
+
+
+def check_label(label):
+    """A class label that is safe as one folder name; raises RequestError otherwise."""
+    if label is None:
+        raise RequestError('"label" is missing: name the class this drawing belongs to')
+    if not isinstance(label, str):
+        raise RequestError(f'"label" must be a string, got {type(label).__name__}')
+    if not LABEL_PATTERN.match(label):
+        raise RequestError(f'"label" {label[:40]!r} is not allowed: use {LABEL_RULE}')
+    if label.lower() in RESERVED_LABELS:
+        raise RequestError(f'"label" {label!r} is a reserved device name on Windows')
+    return label
+
+
+def save_drawing(data_dir, label, grey):
+    """Write ``grey`` as DATA_DIR/LABEL/<time>-<random>.png (atomically). Returns the path."""
+    root = os.path.realpath(data_dir)
+    folder = os.path.join(root, check_label(label))
+    if os.path.dirname(os.path.realpath(folder)) != root:   # e.g. LABEL is a symlink
+        raise RequestError(f"{folder} leads outside {root}; refusing to save there", 403)
+    path = os.path.join(folder, f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.png")
+    try:
+        with atomic_open(path) as f:
+            Image.fromarray(np.round(grey * 255).astype(np.uint8), mode="L").save(f, "PNG")
+    except OSError as exc:
+        raise RequestError(f"cannot save drawings in {folder}: {exc.strerror or exc}", 500) \
+            from None
+    return path
+
+
+def _number(body, key, default, low, high, kind=float):
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise RequestError(f'"{key}" must be {"a number" if kind is float else "an integer"}, '
+                           f"got {value!r}")
+    if not (low <= value <= high):   # also refuses NaN
+        raise RequestError(f'"{key}" must lie in [{low}, {high}], got {value!r}')
+    return kind(value)
+
+
+# ------------------------------------------------------------------------------ the app
+def model_names(paths):
+    """Names for model files on the page: the file stem, or the run directory's name for
+    RUN_DIR/model.npz; a name already taken gets -2, -3, ..."""
+    names = {}
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem == "model":
+            stem = os.path.basename(os.path.dirname(os.path.abspath(path))) or stem
+        name, k = stem, 2
+        while name in names:
+            name, k = f"{stem}-{k}", k + 1
+        names[name] = path
+    return names
+
+
+def _hostname(host):
+    """'[::1]:8000' -> '::1', 'localhost:8000' -> 'localhost'."""
+    if host.startswith("["):
+        return host[1:host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
+    """A Flask app serving ``models`` (dict: name -> model file path or loaded Sequential).
+
+    data_dir: where "save this drawing" writes DATA_DIR/LABEL/*.png (None: saving is off).
+    threshold: answers whose top probability is below it are "not sure" (requests may override).
+    allowed_hosts: if given, requests whose Host header names another host are refused
+    (protects a loopback server from DNS rebinding).
+    """
+    from flask import Flask, jsonify, request, send_from_directory
+    from werkzeug.exceptions import BadRequest, HTTPException
+
+    from ..model import Sequential
+    if not models:
+        raise GlyphnetError("no models to serve")
+    if not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
+        raise GlyphnetError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    served = {}
+    for name, m in models.items():
+        path = os.fspath(m) if isinstance(m, (str, os.PathLike)) else None
+        served[name] = ServedModel(name, Sequential.load(path) if path else m, path)
+    default = next(iter(served))
+
+    app = Flask(__name__, static_folder=STATIC_DIR, static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+
+    def json_body(allowed):
+        if not request.is_json:
+            raise RequestError("send a JSON object with Content-Type: application/json", 415)
+        try:
+            body = request.get_json()
+        except (BadRequest, RecursionError) as exc:
+            detail = exc.description if isinstance(exc, BadRequest) else "nested too deeply"
+            raise RequestError(f"the body is not valid JSON ({detail})") from None
+        if not isinstance(body, dict):
+            raise RequestError("the body must be a JSON object, e.g. "
+                               '{"image": "data:image/png;base64,..."}')
+        unknown = sorted(set(body) - set(allowed))
+        if unknown:
+            raise RequestError(f"unknown field(s) {', '.join(map(repr, unknown))}; expected "
+                               f"{', '.join(map(repr, allowed))}")
+        return body
+
+    def pick_model(body):
+        name = body.get("model", default)
+        if not isinstance(name, str) or name not in served:
+            raise RequestError(f"unknown model {name!r}; served: {', '.join(served)}", 404)
+        return served[name]
+
+    @app.before_request
+    def check_host():
+        if allowed_hosts is not None and _hostname(request.host) not in allowed_hosts:
+            raise RequestError(f"unexpected Host header {request.host!r}", 400)
+
+    @app.after_request
+    def headers(response):
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(RequestError)
+    def request_error(exc):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        message = {413: f"request body too large: at most {MAX_BODY_BYTES} bytes"}.get(
+            exc.code, exc.description)
+        return jsonify(error=message), exc.code
+
+    @app.errorhandler(Exception)
+    def internal_error(exc):
+        app.logger.exception("unexpected error")
+        return jsonify(error=f"internal error ({type(exc).__name__}); see the server log"), 500
+
+    @app.get("/")
+    def index():
+        return send_from_directory(STATIC_DIR, "index.html")
+
+    @app.get("/api/models")
+    def list_models():
+        return jsonify(models=[m.describe() for m in served.values()], default=default,
+                       threshold=threshold, saving=data_dir is not None,
+                       save_dir=None if data_dir is None else os.path.abspath(data_dir),
+                       label_rule=LABEL_RULE)
+
+    @app.post("/api/predict")
+    def predict():
+        body = json_body(("model", "image", "pixels", "threshold", "top"))
+        m = pick_model(body)
+        t = _number(body, "threshold", threshold, 0, 1)
+        top = _number(body, "top", min(DEFAULT_TOP, len(m.classes)), 1, len(m.classes), int)
+        return jsonify(m.predict(read_picture(body), t, top))
+
+    @app.post("/api/save")
+    def save():
+        if data_dir is None:
+            raise RequestError("saving is off: start the server with --save-dir DIR", 403)
+        body = json_body(("label", "image", "pixels"))
+        label = check_label(body.get("label"))
+        grey = read_picture(body)
+        path = save_drawing(data_dir, label, grey)
+        folder = os.path.dirname(path)
+        count = sum(n.endswith(".png") for n in os.listdir(folder))
+        return jsonify(label=label, path=os.path.relpath(path, os.path.realpath(data_dir)),
+                       count=count)
+
+    return app
+
+
+# ------------------------------------------------------------------------------ command line
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
+def cmd_serve(args):
+    from werkzeug.serving import make_server
+    names = model_names(args.models)
+    loopback = args.host in LOOPBACK_HOSTS
+    app = create_app(names, data_dir=args.save_dir, threshold=args.threshold,
+                     allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except OSError as exc:
+        raise GlyphnetError(f"cannot listen on {args.host}:{args.port}: "
+                            f"{exc.strerror or exc}; choose another --port") from None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    for name, path in names.items():
+        print(f"model {name}: {path}")
+    print(f"saving drawings under {os.path.abspath(args.save_dir)}/LABEL/")
+    if not loopback:
+        print(f"warning: listening on {args.host}, so other machines can reach this server")
+    print(f"drawing pad at http://{host}:{server.server_port}/  (Ctrl+C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
+def add_parser(sub):
+    p = sub.add_parser("serve", help="a drawing pad in the browser for trained models",
+                       description="Serve a web page where you draw a character and watch the "
+                                   "models recognise it, plus a JSON API (/api/predict, "
+                                   "/api/models, /api/save).")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model.npz files to serve")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument("--save-dir", default="drawings",
+                   help="image-folder data set that saved drawings go to, one sub-folder per "
+                        "label (default ./drawings)")
+    p.add_argument("--threshold", type=_probability, default=0.5,
+                   help="answer 'not sure' below this top probability (default 0.5)")
+    p.set_defaults(func=cmd_serve)
