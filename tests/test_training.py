@@ -121,7 +121,7 @@ def test_history_lr_decay_callbacks_and_augment(mnist_small):
                      ("begin", 2), ("batch", 3), ("batch", 4), ("end", 2, 2.5e-4)]
     assert seen == [100, 100, 100, 100]
     assert history.column("epoch") == [1, 2]
-    assert set(history.epochs[0]) == set(History.COLUMNS)
+    assert set(history.epochs[0]) == set(History.COLUMNS) - {"val_loss", "val_accuracy"}
     assert history.epochs[1]["train_loss"] < history.epochs[0]["train_loss"]
     lines = history.csv_text().splitlines()
     assert lines[0] == ",".join(History.COLUMNS) and len(lines) == 3
@@ -134,3 +134,23 @@ def test_fit_argument_errors():
         fit(model, np.zeros((3, 28, 28, 1), np.float32), [0, 1])
     with pytest.raises(ValueError, match="no training samples"):
         fit(model, np.zeros((0, 28, 28, 1), np.float32), [])
+
+
+def test_a_validation_split_is_held_out_and_reported_every_epoch(tmp_path):
+    import csv
+    import json
+
+    from glyphnet import runs
+    from glyphnet.config import load_config
+    cfg = load_config(None, {"data.train_limit": 0, "data.train_per_class": 60,
+                             "data.validation": 0.25, "data.test_limit": 200,
+                             "training.epochs": 2})
+    metrics = runs.train(cfg, tmp_path, verbose=False)
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(0 < float(r["val_accuracy"]) <= 1 for r in rows)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["val_accuracy"] == metrics["val_accuracy"]
+    # 600 images (60 per class) split 450 / 150: the held-out quarter is not trained on.
+    _, ds, x_train, _ = runs.prepare(cfg)
+    assert len(x_train) == 450 and len(ds.x_val) == 150

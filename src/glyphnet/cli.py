@@ -89,6 +89,8 @@ def confusion_matrix(labels, predicted, num_classes):
 
 
 def cmd_evaluate(args):
+    if args.data_dir:
+        os.environ["GLYPHNET_DATA"] = args.data_dir
     model = _load_model(args.model)
     ds = _model_data(args.model, args.data)
     if tuple(ds.input_shape) != tuple(model.input_shape):
@@ -209,6 +211,7 @@ def build_parser():
     p = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix")
     p.add_argument("model", help="model.npz written by glyphnet train")
     p.add_argument("--data", help="data set to test on (default: the model's own)")
+    p.add_argument("--data-dir", help="where named data sets live (sets GLYPHNET_DATA)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)
 

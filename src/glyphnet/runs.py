@@ -38,12 +38,15 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None):
     steps = -(-len(x_train) // (t["batch_size"] or len(x_train))) * t["epochs"]
     monitor = Monitor(every=max(1, min(10, steps // 100)), seed=cfg["seed"],
                       check_data=(x_train[:4], ds.y_train[:4]))
+    holdout = None
+    if ds.x_val is not None and len(ds.x_val):
+        holdout = (model.scaler.transform(ds.x_val), ds.y_val)
     start = time.perf_counter()
     error = None
     try:
         history = model.fit(x_train, ds.y_train, epochs=t["epochs"], batch_size=t["batch_size"],
                             shuffle=t["shuffle"], seed=cfg["seed"],
-                            validation_data=(x_test, ds.y_test),
+                            validation_data=(x_test, ds.y_test), holdout_data=holdout,
                             augment=augmentation.from_config(cfg["augment"]),
                             lr_decay=t["lr_decay"], callbacks=[*callbacks, monitor],
                             verbose=verbose, log=log)
@@ -59,6 +62,9 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None):
         "epochs": len(history.epochs), "seconds": round(seconds, 3),
         "dataset": ds.name, "parameters": model.count_params(),
     }
+    if holdout is not None:
+        final_val = model.evaluate(*holdout)
+        metrics.update(val_accuracy=final_val["accuracy"], val_loss=final_val["loss"])
     if error is not None:
         metrics["diverged"] = str(error)
     model.save(os.path.join(out_dir, "model.npz"))

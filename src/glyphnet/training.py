@@ -10,7 +10,8 @@ from .errors import TrainingDiverged
 class History:
     """Per-epoch metrics (``epochs``: list of dicts) and the loss of every batch."""
 
-    COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
+    COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+               "test_accuracy", "seconds")
 
     def __init__(self):
         self.epochs = []
@@ -91,7 +92,8 @@ def _restore(model, snapshot):
 # Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
 @np.errstate(over="ignore", invalid="ignore")
 def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
-        validation_data=None, augment=None, callbacks=(), lr_decay=1.0, verbose=False, log=print):
+        validation_data=None, holdout_data=None, augment=None, callbacks=(), lr_decay=1.0,
+        verbose=False, log=print):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
 
     batch_size: samples per update; 0/None trains full-batch, 1 is stochastic gradient descent.
@@ -99,6 +101,8 @@ def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
     augment: optional function (images, rng) -> images applied to each training batch.
     lr_decay: the optimiser's learning rate is multiplied by this after every epoch.
     validation_data: (x, labels) evaluated after every epoch as test_loss/test_accuracy.
+    holdout_data: a validation split held out of the training set, evaluated after every epoch
+    as val_loss/val_accuracy.
     Raises TrainingDiverged (the model restored to its last good epoch) if the loss or the
     weights become non-finite.
     """
@@ -160,6 +164,9 @@ def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
             raise TrainingDiverged(epoch, len(index_batches),
                                    getattr(model.optimizer, "lr", None), history)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+        if holdout_data is not None:
+            ev = model.evaluate(*holdout_data)
+            row.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"])
         if validation_data is not None:
             ev = model.evaluate(*validation_data)
             row.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
@@ -172,6 +179,8 @@ def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
         if verbose:
             msg = (f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.4f} "
                    f"acc {row['train_accuracy']:.4f}")
+            if holdout_data is not None:
+                msg += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
             if validation_data is not None:
                 msg += f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
             log(msg + f" | {row['seconds']:.1f}s")
