@@ -1,8 +1,10 @@
 """The training loop: mini-batches, weight penalties, divergence detection, history."""
+import contextlib
 import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .errors import TrainingDiverged
 
@@ -89,8 +91,6 @@ def _restore(model, snapshot):
             layer.state[k][...] = v
 
 
-# Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
-@np.errstate(over="ignore", invalid="ignore")
 def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
         validation_data=None, holdout_data=None, augment=None, callbacks=(), lr_decay=1.0,
         verbose=False, log=print):
@@ -106,6 +106,18 @@ def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
     Raises TrainingDiverged (the model restored to its last good epoch) if the loss or the
     weights become non-finite.
     """
+    # Small batches make matrix-vector products: one BLAS thread runs them faster than two,
+    # which wait for each other (and far faster when another process shares the cores).
+    small = batch_size and batch_size < 16
+    with threadpool_limits(1) if small else contextlib.nullcontext():
+        return _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data,
+                    holdout_data, augment, callbacks, lr_decay, verbose, log)
+
+
+# Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
+@np.errstate(over="ignore", invalid="ignore")
+def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, holdout_data,
+         augment, callbacks, lr_decay, verbose, log):
     if model.optimizer is None:
         model.compile()
     labels = np.asarray(labels)
