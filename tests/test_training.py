@@ -154,3 +154,20 @@ def test_a_validation_split_is_held_out_and_reported_every_epoch(tmp_path):
     # 600 images (60 per class) split 450 / 150: the held-out quarter is not trained on.
     _, ds, x_train, _ = runs.prepare(cfg)
     assert len(x_train) == 450 and len(ds.x_val) == 150
+
+
+def test_penalties_reach_every_kernel_but_no_bias():
+    from glyphnet import SeparableConv2D
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 6, 6, 2), dtype=np.float32)
+    model = Sequential([SeparableConv2D(3, 3), Dense(2), Softmax()], input_shape=(6, 6, 2))
+    model.compile(optimizer=SGD(lr=1e-9), shrink=0.5)
+    before = {(i, k): p.copy() for i, k, p, _ in model.parameters()}
+    model.fit(x, np.array([0, 1, 0, 1]), epochs=1, batch_size=4)
+    for i, k, p, _ in model.parameters():
+        shrunk = before[(i, k)] * (1 - 0.5 * np.abs(before[(i, k)]))
+        if k.startswith("W"):
+            np.testing.assert_allclose(p, shrunk, atol=1e-6)
+        else:
+            np.testing.assert_allclose(p, before[(i, k)], atol=1e-6)
+    assert {k for _, k, _, _ in model.parameters()} >= {"W_depthwise", "W", "b"}

@@ -131,7 +131,7 @@ def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, h
     params = model.parameters()
     values = [p for _, _, p, _ in params]
     grads = [g for _, _, _, g in params]
-    weights = [(p, g) for _, name, p, g in params if name == "W"]
+    weights = [(p, g) for _, name, p, g in params if name.startswith("W")]
     reg = model.regularization
     step = 0
     for epoch in range(1, epochs + 1):
