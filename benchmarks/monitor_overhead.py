@@ -10,8 +10,8 @@ with and without the monitor, alternating (medians; noisy when the machine is bu
     python benchmarks/monitor_overhead.py [--threads 1] [--every 10] [--compare 3]
 """
 import argparse
-import timeit
 import time
+import timeit
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits

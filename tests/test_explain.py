@@ -2,12 +2,12 @@
 maximisation, deconvolution."""
 import numpy as np
 import pytest
+from vis_runs import config, run_dir
 
 from glyphnet import Conv2D, Dense, ReLU, Sequential, Sigmoid, Softmax, explain
 from glyphnet.conv import toeplitz_matrix
 from glyphnet.data import load_from_config
 from glyphnet.errors import GlyphnetError
-from vis_runs import config, run_dir
 
 
 def _trained(kind, tmp_path_factory):

@@ -5,24 +5,15 @@ import numpy as np
 import pytest
 
 from glyphnet import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from glyphnet.gradcheck import numeric_gradient
 from glyphnet.layers import LAYERS, layer_from_config
 
 EPS = 1e-6
 
 
 def numeric_grad(f, a, eps=EPS):
-    """Central differences of the scalar f() with respect to every entry of a (in place)."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
+    """Central differences of the scalar f() with respect to every entry of a, shaped like a."""
+    return numeric_gradient(f, a, eps).reshape(a.shape)
 
 
 def check_layer(layer, x, rng, training=True):

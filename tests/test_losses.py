@@ -6,22 +6,13 @@ import numpy as np
 import pytest
 
 from glyphnet import CrossEntropy, Dense, Sequential, Softmax, SumOfSquares
+from glyphnet.gradcheck import numeric_gradient
 from glyphnet.losses import loss_from_config
 
 
 def numeric_grad(f, a, eps=1e-6):
-    """Central differences of the scalar f() with respect to every entry of a (in place)."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
+    """Central differences of the scalar f() with respect to every entry of a, shaped like a."""
+    return numeric_gradient(f, a, eps).reshape(a.shape)
 
 
 def check_loss(loss, out, labels):

@@ -2,8 +2,19 @@
 import numpy as np
 import pytest
 
-from glyphnet import (Adam, Dense, Dropout, GlyphnetError, LeakyReLU, ReLU, Scaler, Sequential,
-                      Sigmoid, Softmax, Tanh)
+from glyphnet import (
+    Adam,
+    Dense,
+    Dropout,
+    GlyphnetError,
+    LeakyReLU,
+    ReLU,
+    Scaler,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 
 
 def mlp(seed=0, hidden=32):

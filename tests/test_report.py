@@ -6,10 +6,10 @@ import re
 import shutil
 
 import pytest
+from vis_runs import LAYERS, run_dir
 
 from glyphnet import cli
 from glyphnet.report import write_report
-from vis_runs import LAYERS, run_dir
 
 COMMON = ["Summary", "Configuration", "Learning curves", "Weights", "Training dynamics",
           "Results on the test set", "What the network looks at and imagines"]

@@ -3,8 +3,20 @@ forward outputs and every gradient. PyTorch is imported here only, never by glyp
 import numpy as np
 import pytest
 
-from glyphnet import (SGD, Adam, CrossEntropy, Dense, Dropout, LeakyReLU, ReLU, Sequential,
-                      Sigmoid, Softmax, SumOfSquares, Tanh)
+from glyphnet import (
+    SGD,
+    Adam,
+    CrossEntropy,
+    Dense,
+    Dropout,
+    LeakyReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    SumOfSquares,
+    Tanh,
+)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from vis_runs import config, run_dir
 
 from glyphnet import Dense, Sequential, Softmax, cli, explain
 from glyphnet import visualize as viz
@@ -12,7 +13,6 @@ from glyphnet.errors import GlyphnetError
 from glyphnet.layers import ReLU
 from glyphnet.monitor import Monitor, load_dynamics
 from glyphnet.training import Callback
-from vis_runs import config, run_dir
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

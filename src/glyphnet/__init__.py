@@ -2,7 +2,7 @@
 from .conv import AvgPool2D, Conv2D, DepthwiseConv2D, MaxPool2D, SeparableConv2D
 from .data import Dataset, Scaler, load_mnist
 from .errors import ConfigError, DataError, GlyphnetError, TrainingDiverged
-from .layers import (Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh)
+from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .losses import CrossEntropy, SumOfSquares
 from .model import Sequential
 from .normalization import BatchNorm

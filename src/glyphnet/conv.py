@@ -33,6 +33,12 @@ def _pair(name, value):
                      f"got {value!r}")
 
 
+def _check_filters(filters):
+    if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
+        raise ValueError(f"filters must be a positive integer, got {filters!r}")
+    return int(filters)
+
+
 def _check_padding(padding, stride):
     if padding is None or padding in ("valid", "same"):
         if padding == "same" and stride != 1:
@@ -166,9 +172,7 @@ class Conv2D(_ConvBase):
     def __init__(self, filters, kernel_size, stride=1, padding=None, bias=True,
                  init="he_normal", sigma=0.01):
         super().__init__()
-        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
-            raise ValueError(f"filters must be a positive integer, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = _check_filters(filters)
         self._setup(kernel_size, stride, padding, bias, init, sigma)
 
     def build(self, input_shape, rng, dtype=np.float32):
@@ -351,9 +355,7 @@ class SeparableConv2D(_ConvBase):
     def __init__(self, filters, kernel_size, stride=1, padding=None, bias=True,
                  init="he_normal", sigma=0.01):
         super().__init__()
-        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
-            raise ValueError(f"filters must be a positive integer, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = _check_filters(filters)
         self._setup(kernel_size, stride, padding, bias, init, sigma)
 
     def build(self, input_shape, rng, dtype=np.float32):

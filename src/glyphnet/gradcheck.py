@@ -22,6 +22,24 @@ def angle_degrees(numeric, analytic):
     return float(np.degrees(2 * np.arctan2(np.linalg.norm(u - v), np.linalg.norm(u + v))))
 
 
+def numeric_gradient(f, a, eps=1e-6, entries=None):
+    """Central differences (f(a + eps) - f(a - eps)) / (2 eps) of the scalar function f() with
+    respect to the flat ``entries`` of the array a (all of them by default), perturbing a in
+    place and restoring it. Returns a flat array, one value per entry."""
+    flat = a.reshape(-1)
+    entries = np.arange(flat.size) if entries is None else entries
+    numeric = np.empty(len(entries))
+    for j, idx in enumerate(entries):
+        old = flat[idx]
+        flat[idx] = old + eps
+        up = f()
+        flat[idx] = old - eps
+        down = f()
+        flat[idx] = old
+        numeric[j] = (up - down) / (2 * eps)
+    return numeric
+
+
 def check_model(model, x, labels, eps=1e-6, max_entries=40, seed=0, input_grad=False):
     """Compare analytic gradients of the model's loss with central differences.
 
@@ -59,18 +77,9 @@ def check_model(model, x, labels, eps=1e-6, max_entries=40, seed=0, input_grad=F
         targets.append(("input", x, dx))
     results = []
     for name, value, grad in targets:
-        flat = value.reshape(-1)
-        picks = np.arange(flat.size) if flat.size <= max_entries else \
-            rng.choice(flat.size, max_entries, replace=False)
-        numeric = np.empty(len(picks))
-        for j, idx in enumerate(picks):
-            old = flat[idx]
-            flat[idx] = old + eps
-            up = loss_at()
-            flat[idx] = old - eps
-            down = loss_at()
-            flat[idx] = old
-            numeric[j] = (up - down) / (2 * eps)
+        picks = np.arange(value.size) if value.size <= max_entries else \
+            rng.choice(value.size, max_entries, replace=False)
+        numeric = numeric_gradient(loss_at, value, eps, picks)
         exact = grad.reshape(-1)[picks]
         results.append({"name": name, "shape": tuple(value.shape), "checked": len(picks),
                         "rel_error": relative_error(numeric, exact),

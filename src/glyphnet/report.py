@@ -124,9 +124,9 @@ def write_report(run_dir, log=None):
     by default). Matplotlib is imported here, not when the command line starts."""
     from . import data, explain
     from . import visualize as viz
+    from .fileio import write_atomic
     from .layers import Softmax, softmax
     from .monitor import load_dynamics
-    from .fileio import write_atomic
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     start = time.perf_counter()
     run_dir = os.fspath(run_dir)
