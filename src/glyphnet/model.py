@@ -1,5 +1,6 @@
 """Sequential: a stack of layers with fit/evaluate/predict and save/load (npz, no pickle)."""
 import json
+import zipfile
 
 import numpy as np
 
@@ -191,12 +192,16 @@ class Sequential:
         """Read a model written by :meth:`save` (no pickle involved)."""
         from .data import Scaler
         try:
+            if not zipfile.is_zipfile(path):
+                raise ValueError("not an .npz archive")
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
+            if "architecture" not in arrays:
+                raise ValueError("an .npz archive without glyphnet's architecture record")
             config = json.loads(str(arrays.pop("architecture")))
         except FileNotFoundError:
             raise GlyphnetError(f"{path}: no such model file") from None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise GlyphnetError(f"{path}: not a glyphnet model file ({exc})") from None
         if config.get("format") != FORMAT_VERSION:
             raise GlyphnetError(f"{path}: model format {config.get('format')!r} is not supported")
