@@ -1,5 +1,6 @@
 """Sequential: a stack of layers with fit/evaluate/predict and save/load (npz, no pickle)."""
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -192,6 +193,8 @@ class Sequential:
         """Read a model written by :meth:`save` (no pickle involved)."""
         from .data import Scaler
         try:
+            if not os.path.exists(path):
+                raise FileNotFoundError(path)
             if not zipfile.is_zipfile(path):
                 raise ValueError("not an .npz archive")
             with np.load(path, allow_pickle=False) as f:
