@@ -104,3 +104,12 @@ def test_defaults_are_not_mutated_by_resolving():
     resolve({"training": {"epochs": 2}, "model": {"layers": [{"type": "dense", "units": 10}]}})
     after = dumps({"seed": DEFAULTS["seed"], **{k: DEFAULTS[k] for k in DEFAULTS if k != "seed"}})
     assert before == after
+
+
+def test_overrides_reach_into_layer_lists_and_bad_paths_are_config_errors():
+    cfg = load_config(None, {"model.layers[1]": {"type": "tanh", "slope": 0.5},
+                             "training.epochs": 3})
+    assert cfg["model"]["layers"][1] == {"type": "tanh", "slope": 0.5}
+    assert cfg["training"]["epochs"] == 3
+    with pytest.raises(ConfigError, match=r"index \[9\] is out of range"):
+        load_config(None, {"model.layers[9].slope": 1.0})

@@ -3,8 +3,9 @@ import json
 import pytest
 
 from glyphnet.cli import main
+from glyphnet.config import set_path
 from glyphnet.errors import ConfigError
-from glyphnet.experiments import load_experiment, run_experiment, set_path
+from glyphnet.experiments import load_experiment, run_experiment
 
 BASE = """
 seed = 1
@@ -105,7 +106,7 @@ def test_missing_base_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "e.toml"
     path.write_text('base = "nope.toml"\n')
     assert main(["experiment", str(path), "--dry-run"]) == 2
-    assert "nope.toml not found" in capsys.readouterr().err
+    assert "nope.toml: base config not found" in capsys.readouterr().err
 
 
 def test_set_option_overrides_every_run(experiment, capsys):

@@ -2,6 +2,7 @@
 key), writing the resolved config back, and building the model a config describes."""
 import copy
 import inspect
+import re
 import tomllib
 
 from .errors import ConfigError, GlyphnetError
@@ -32,7 +33,8 @@ DEFAULTS = {
 
 # What `glyphnet train` runs without a config (the same as configs/mlp.toml): the defaults
 # above plus a faster learning rate that decays every epoch.
-DEFAULT_RUN = {"training": {"lr_decay": 0.7}, "optimizer": {"type": "adam", "lr": 2e-3}}
+DEFAULT_RUN = {"model": {"layers": DEFAULT_LAYERS}, "training": {"lr_decay": 0.7},
+               "optimizer": {"type": "adam", "lr": 2e-3}}
 
 SECTIONS = ("data", "model", "training", "optimizer", "augment")
 
@@ -172,26 +174,63 @@ def resolve(raw, source=None):
     return cfg
 
 
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _steps(path):
+    steps = [m.group(1) if m.group(1) is not None else int(m.group(2))
+             for m in _STEP.finditer(path)]
+    if not steps or "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps) \
+            .lstrip(".") != path:
+        raise ValueError(f"{path!r} is not a dotted config path (e.g. training.epochs, "
+                         f"model.layers[1].slope)")
+    return steps
+
+
+def set_path(cfg, path, value):
+    """Set cfg[path] for a dotted path with optional list indices, creating tables as needed."""
+    steps = _steps(path)
+    node = cfg
+    for step, nxt in zip(steps, steps[1:]):
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                raise ValueError(f"{path}: index [{step}] is out of range")
+            node = node[step]
+        else:
+            if not isinstance(node, dict):
+                raise ValueError(f"{path}: {step!r} is not inside a table")
+            node = node.setdefault(step, [] if isinstance(nxt, int) else {})
+    last = steps[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ValueError(f"{path}: index [{last}] is out of range")
+    elif not isinstance(node, dict):
+        raise ValueError(f"{path}: {last!r} is not inside a table")
+    node[last] = copy.deepcopy(value)
+
+
+def read_toml(path, what="config file"):
+    """The parsed TOML file at ``path``, or a GlyphnetError naming the file and the problem."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise GlyphnetError(f"{path}: {what} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GlyphnetError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise GlyphnetError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def load_config(path=None, overrides=None):
     """Read and validate a TOML config (None: the default run). ``overrides`` maps dotted keys
-    (e.g. "training.epochs") to values applied before validation."""
-    raw = copy.deepcopy(DEFAULT_RUN) if path is None else {}
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise GlyphnetError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise GlyphnetError(f"{path}: invalid TOML: {exc}") from None
-        except OSError as exc:
-            raise GlyphnetError(f"{path}: cannot read config ({exc})") from None
+    (e.g. "training.epochs", "model.layers[1].slope") to values applied before validation."""
+    raw = copy.deepcopy(DEFAULT_RUN) if path is None else read_toml(path)
     for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
+        try:
+            set_path(raw, dotted, value)
+        except ValueError as exc:
+            raise ConfigError([str(exc)], path) from None
     return resolve(raw, path)
 
 

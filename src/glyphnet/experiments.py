@@ -26,43 +26,10 @@ import re
 import sys
 import tomllib
 
-from .config import resolve
+from .config import read_toml, resolve, set_path
 from .errors import ConfigError, GlyphnetError, TrainingDiverged
 
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 TOP_KEYS = {"name", "description", "base", "jobs", "set", "grid", "runs"}
-
-
-def _steps(path):
-    steps = [m.group(1) if m.group(1) is not None else int(m.group(2))
-             for m in _STEP.finditer(path)]
-    if not steps or "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps) \
-            .lstrip(".") != path:
-        raise ValueError(f"{path!r} is not a dotted config path (e.g. training.epochs, "
-                         f"model.layers[1].slope)")
-    return steps
-
-
-def set_path(cfg, path, value):
-    """Set cfg[path] for a dotted path with optional list indices, creating tables as needed."""
-    steps = _steps(path)
-    node = cfg
-    for step, nxt in zip(steps, steps[1:]):
-        if isinstance(step, int):
-            if not isinstance(node, list) or step >= len(node):
-                raise ValueError(f"{path}: index [{step}] is out of range")
-            node = node[step]
-        else:
-            if not isinstance(node, dict):
-                raise ValueError(f"{path}: {step!r} is not inside a table")
-            node = node.setdefault(step, [] if isinstance(nxt, int) else {})
-    last = steps[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or last >= len(node):
-            raise ValueError(f"{path}: index [{last}] is out of range")
-    elif not isinstance(node, dict):
-        raise ValueError(f"{path}: {last!r} is not inside a table")
-    node[last] = copy.deepcopy(value)
 
 
 def _label(value):
@@ -88,25 +55,16 @@ def load_experiment(path, extra=None):
     """Parse and validate an experiment file; returns (spec, [(run name, resolved config,
     reported or None)]). ``extra`` maps dotted keys to values applied to every run last.
     Every run's config is validated before anything trains."""
-    try:
-        with open(path, "rb") as f:
-            spec = tomllib.load(f)
-    except FileNotFoundError:
-        raise GlyphnetError(f"{path}: experiment file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GlyphnetError(f"{path}: invalid TOML: {exc}") from None
+    spec = read_toml(path, "experiment file")
     problems = [f"{k}: unknown key (expected one of {', '.join(sorted(TOP_KEYS))})"
                 for k in spec if k not in TOP_KEYS]
     base = {}
     if "base" in spec:
         base_path = os.path.join(os.path.dirname(os.path.abspath(path)), str(spec["base"]))
         try:
-            with open(base_path, "rb") as f:
-                base = tomllib.load(f)
-        except FileNotFoundError:
-            problems.append(f"base: config {base_path} not found")
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"base: {base_path} is not valid TOML: {exc}")
+            base = read_toml(base_path, "base config")
+        except GlyphnetError as exc:
+            problems.append(f"base: {exc}")
     jobs = spec.get("jobs", 1)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         problems.append(f"jobs: expected a positive integer, got {jobs!r}")
