@@ -203,7 +203,7 @@ def test_predict_rejects_a_file_that_is_not_an_image(trained_run, tmp_path, caps
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--epochs", "0"], "expected a positive integer, got 0"),
+    (["train", "--epochs", "0"], "expected a positive integer, got '0'"),
     (["train", "--seed", "abc"], "expected an integer >= 0, got 'abc'"),
     (["fly"], "invalid choice: 'fly'"),
 ])
