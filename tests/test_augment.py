@@ -4,7 +4,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from glyphnet import augment as A
+from glyphnet.data import augment as A
 from glyphnet import config
 from glyphnet.errors import ConfigError
 

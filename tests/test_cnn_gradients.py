@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import glyphnet as g
-from glyphnet.gradcheck import check_model
-from glyphnet.layers import Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from glyphnet.nn.gradcheck import check_model
+from glyphnet.nn.layers import Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 
 TOL = 1e-7
 

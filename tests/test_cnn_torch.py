@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import glyphnet as g
-from glyphnet.conv import conv2d_toeplitz
-from glyphnet.layers import Dense, LeakyReLU, ReLU, Softmax
+from glyphnet.nn.conv import conv2d_toeplitz
+from glyphnet.nn.layers import Dense, LeakyReLU, ReLU, Softmax
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

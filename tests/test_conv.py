@@ -9,9 +9,9 @@ import pytest
 import glyphnet as g
 from glyphnet import cli
 from glyphnet.config import build_model, load_config, resolve
-from glyphnet.conv import conv2d_toeplitz, toeplitz_matrix
+from glyphnet.nn.conv import conv2d_toeplitz, toeplitz_matrix
 from glyphnet.errors import ConfigError
-from glyphnet.layers import Dense, ReLU, Softmax, layer_from_config
+from glyphnet.nn.layers import Dense, ReLU, Softmax, layer_from_config
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 RNG = np.random.default_rng(0)

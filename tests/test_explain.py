@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from vis_runs import config, run_dir
 
-from glyphnet import Conv2D, Dense, ReLU, Sequential, Sigmoid, Softmax, explain
-from glyphnet.conv import toeplitz_matrix
+from glyphnet import Conv2D, Dense, ReLU, Sequential, Sigmoid, Softmax
+from glyphnet.inspection import explain
+from glyphnet.nn.conv import toeplitz_matrix
 from glyphnet.data import load_from_config
 from glyphnet.errors import GlyphnetError
 

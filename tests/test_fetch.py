@@ -9,7 +9,9 @@ import zipfile
 
 import pytest
 
-from glyphnet import cli, fetch
+from glyphnet import cli
+from glyphnet.data import fetch
+from glyphnet.data.datasets import DATASETS
 from glyphnet.errors import DataError
 
 NAMES = ["emnist-balanced-train-images-idx3-ubyte.gz", "emnist-balanced-test-labels-idx1-ubyte.gz"]
@@ -176,9 +178,9 @@ def test_zip_with_a_corrupt_member_is_deleted(server, tmp_path):
 
 
 def test_cli_fetch_into_the_data_directory(server, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GLYPHNET_DATA", "unused")  # --data-dir sets it; restored afterwards
-    monkeypatch.setitem(fetch.SOURCES, "emnist-balanced",
-                        {**fetch.SOURCES["emnist-balanced"], "files": server.table})
+    monkeypatch.setenv("GLYPHNET_DATA", "unused")  # --data-dir wins over it
+    entry = DATASETS["emnist-balanced"]
+    monkeypatch.setattr(entry, "fetch", {**entry.fetch, "files": server.table})
     code = cli.main(["data", "--data-dir", str(tmp_path), "fetch", "emnist-balanced",
                      "--url", server.url + "/mirror"])
     assert code == 0
@@ -187,6 +189,6 @@ def test_cli_fetch_into_the_data_directory(server, tmp_path, monkeypatch, capsys
 
 
 def test_official_table_matches_the_published_sizes():
-    files = fetch.SOURCES["emnist-balanced"]["files"]
+    files = DATASETS["emnist-balanced"].fetch["files"]
     assert files["emnist-balanced-train-images-idx3-ubyte.gz"][0] == 28207740
     assert len(files) == 4 and all(len(sha) == 64 for _, sha in files.values())

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glyphnet import cli, data, images
+from glyphnet import cli, data
+from glyphnet.data import images
 from glyphnet.errors import DataError
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from glyphnet import Dense, Sequential
-from glyphnet.initializers import ALIASES, SCHEMES, canonical, initialize
+from glyphnet.nn.initializers import ALIASES, SCHEMES, canonical, initialize
 
 FAN_IN, FAN_OUT = 400, 250
 SHAPE = (FAN_IN, FAN_OUT)                   # 100 000 draws: std within about 0.5%

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from glyphnet import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from glyphnet.gradcheck import numeric_gradient
-from glyphnet.layers import LAYERS, layer_from_config
+from glyphnet.nn.gradcheck import numeric_gradient
+from glyphnet.nn.layers import LAYERS, layer_from_config
 
 EPS = 1e-6
 

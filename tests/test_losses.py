@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from glyphnet import CrossEntropy, Dense, Sequential, Softmax, SumOfSquares
-from glyphnet.gradcheck import numeric_gradient
-from glyphnet.losses import loss_from_config
+from glyphnet.nn.gradcheck import numeric_gradient
+from glyphnet.nn.losses import loss_from_config
 
 
 def numeric_grad(f, a, eps=1e-6):

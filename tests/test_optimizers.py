@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from glyphnet import SGD, Adam, Dense, Sequential, Softmax
-from glyphnet.optimizers import optimizer_from_config
+from glyphnet.nn.optimizers import optimizer_from_config
 
 
 def test_sgd_step():
@@ -89,7 +89,7 @@ def test_adam_split_over_two_threads_gives_identical_results(monkeypatch):
         return params
 
     split = run()
-    monkeypatch.setattr("glyphnet.optimizers.SPLIT_SIZE", 10**9)
+    monkeypatch.setattr("glyphnet.nn.optimizers.SPLIT_SIZE", 10**9)
     whole = run()
     for a, b, p0 in zip(split, whole, start):
         np.testing.assert_array_equal(a, b)

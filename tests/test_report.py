@@ -9,7 +9,7 @@ import pytest
 from vis_runs import LAYERS, run_dir
 
 from glyphnet import cli
-from glyphnet.report import write_report
+from glyphnet.inspection.report import write_report
 
 COMMON = ["Summary", "Configuration", "Learning curves", "Weights", "Training dynamics",
           "Results on the test set", "What the network looks at and imagines"]

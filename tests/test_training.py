@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from glyphnet import SGD, Adam, Dense, ReLU, Sequential, Softmax, TrainingDiverged
-from glyphnet.training import Callback, History, batches, fit
+from glyphnet.nn.training import Callback, History, batches, fit
 
 
 def small_model(seed=0, optimizer=None):

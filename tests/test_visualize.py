@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from vis_runs import config, run_dir
 
-from glyphnet import Dense, Sequential, Softmax, cli, explain
-from glyphnet import visualize as viz
+from glyphnet import Dense, Sequential, Softmax, cli
+from glyphnet.inspection import explain
+from glyphnet.inspection import figures as viz
 from glyphnet.data import load_from_config
 from glyphnet.errors import GlyphnetError
-from glyphnet.layers import ReLU
-from glyphnet.monitor import Monitor, load_dynamics
-from glyphnet.training import Callback
+from glyphnet.nn.layers import ReLU
+from glyphnet.inspection.monitor import Monitor, load_dynamics
+from glyphnet.nn.training import Callback
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

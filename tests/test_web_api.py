@@ -22,10 +22,10 @@ from PIL import Image
 from glyphnet import Adam, Dense, ReLU, Sequential, Softmax
 from glyphnet.cli import main
 from glyphnet.data import bundled_mnist_dir, load_idx_pair
-from glyphnet.explain import saliency
-from glyphnet.images import mnist_like
-from glyphnet.layers import layer_from_config
-from glyphnet.web.server import MAX_BODY_BYTES, create_app, is_reject_class, model_names
+from glyphnet.inspection.explain import saliency
+from glyphnet.data.images import mnist_like
+from glyphnet.nn.layers import layer_from_config
+from glyphnet.web.app import MAX_BODY_BYTES, create_app, is_reject_class, model_names
 
 DIGITS = [str(i) for i in range(10)]
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from glyphnet import Adam, Dense, ReLU, Sequential, Softmax
 from glyphnet.data import bundled_mnist_dir, load_idx_pair
-from glyphnet.web.server import create_app
+from glyphnet.web.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 # Where the screenshot of the pad goes, to look at (docs/images/drawing-pad.png was made with

@@ -6,9 +6,9 @@ import re
 import tomllib
 
 from .errors import ConfigError, GlyphnetError
-from .layers import LAYERS, layer_from_config
-from .losses import LOSSES, loss_from_config
-from .optimizers import OPTIMIZERS, optimizer_from_config
+from .nn.layers import LAYERS, layer_from_config
+from .nn.losses import LOSSES, loss_from_config
+from .nn.optimizers import OPTIMIZERS, optimizer_from_config
 
 DEFAULT_LAYERS = [
     {"type": "dense", "units": 256, "init": "he_normal"},
@@ -115,7 +115,8 @@ def _merge(defaults, raw, prefix, problems):
 def resolve(raw, source=None):
     """Validate a parsed config against the defaults; returns the full resolved config or
     raises ConfigError listing every problem."""
-    from . import augment, data
+    from .data import augment
+    from . import data
     problems = []
     if not isinstance(raw, dict):
         raise ConfigError(["the config must be a TOML table"], source)
@@ -236,8 +237,8 @@ def load_config(path=None, overrides=None):
 
 def build_model(cfg, dataset):
     """The compiled Sequential model of ``cfg`` for ``dataset``'s inputs and classes."""
-    from .data import Scaler
-    from .model import Sequential
+    from .nn.scaling import Scaler
+    from .nn.model import Sequential
     problems = []
     layers = [layer_from_config(s) for s in cfg["model"]["layers"]]
     model = Sequential(layers, classes=dataset.classes)

@@ -4,30 +4,31 @@ import json
 import os
 import time
 
-from . import augment as augmentation
+from .data import augment as augmentation
 from . import config as configuration
 from . import data
 from .errors import TrainingDiverged
 from .fileio import write_atomic
-from .monitor import Monitor
+from .inspection.monitor import Monitor
 
 
-def prepare(cfg, dataset=None):
-    """Load the data (unless given) and build the compiled model of a resolved config.
-    Returns (model, dataset, x_train, x_test) with the inputs scaled for the model."""
-    ds = dataset if dataset is not None else data.load_from_config(cfg["data"])
+def prepare(cfg, dataset=None, data_dir=None):
+    """Load the data (unless given; ``data_dir`` overrides the data directory) and build the
+    compiled model of a resolved config. Returns (model, dataset, x_train, x_test) with the
+    inputs scaled for the model."""
+    ds = dataset if dataset is not None else data.load_from_config(cfg["data"], data_dir)
     model = configuration.build_model(cfg, ds)
     model.scaler.fit(ds.x_train)
     return model, ds, model.scaler.transform(ds.x_train), model.scaler.transform(ds.x_test)
 
 
-def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None):
+def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, data_dir=None):
     """Train the model of a resolved config and write the run directory.
 
     Returns the metrics dict. On divergence the last good model and the history so far are
     still written, metrics.json records the failure, and TrainingDiverged is raised.
     """
-    model, ds, x_train, x_test = prepare(cfg, dataset)
+    model, ds, x_train, x_test = prepare(cfg, dataset, data_dir)
     if verbose:
         log(f"data {ds.name}: {len(x_train)} train / {len(x_test)} test images of shape "
             f"{tuple(ds.input_shape)}, {ds.num_classes} classes")

@@ -1,4 +1,4 @@
-"""A local drawing pad and JSON API for trained models (``glyphnet serve``)."""
-from .server import add_parser, create_app, model_names
+"""The browser app (``glyphnet serve``): a drawing pad and JSON API for trained models."""
+from .app import create_app, model_names
 
-__all__ = ["add_parser", "create_app", "model_names"]
+__all__ = ["create_app", "model_names"]

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def read_image(path):
@@ -140,7 +140,7 @@ def class_folders(root, reject_class=""):
     return names
 
 
-def load_folder(root, classes, size=28, invert="auto", contrast=True, crop=True, center=True,
+def read_class_folders(root, classes, size=28, invert="auto", contrast=True, crop=True, center=True,
                 seen=None):
     """Images under root/CLASS/ for each name in ``classes`` (its index is the label), prepared
     with ``prepare``. Returns (images NHWC float32, labels int64, paths, skipped), where skipped

@@ -23,11 +23,10 @@ import itertools
 import json
 import os
 import re
-import sys
 import tomllib
 
-from .config import read_toml, resolve, set_path
-from .errors import ConfigError, GlyphnetError, TrainingDiverged
+from ..config import read_toml, resolve, set_path
+from ..errors import ConfigError, GlyphnetError, TrainingDiverged
 
 TOP_KEYS = {"name", "description", "base", "jobs", "set", "grid", "runs"}
 
@@ -112,7 +111,7 @@ def _run_one(job):
     name, cfg, out_dir, threads = job
     from threadpoolctl import threadpool_limits
 
-    from .runs import train
+    from ..runs import train
     with threadpool_limits(threads):
         try:
             metrics = train(cfg, out_dir, verbose=False)
@@ -150,7 +149,7 @@ def run_experiment(path, out_dir, jobs=None, extra=None, log=print):
                      "train_accuracy": m.get("train_accuracy"), "test_loss": m.get("test_loss"),
                      "epochs": m.get("epochs"), "seconds": m.get("seconds"),
                      "reported": reported[name], "diverged": m.get("diverged", "")})
-    from .fileio import write_atomic
+    from ..fileio import write_atomic
     write_atomic(os.path.join(out_dir, "results.csv"), _csv(rows))
     write_atomic(os.path.join(out_dir, "results.md"), markdown_table(rows))
     write_atomic(os.path.join(out_dir, "results.json"), json.dumps(rows, indent=2) + "\n")
@@ -182,33 +181,3 @@ def markdown_table(rows):
                      f"{pct(r['train_accuracy'])} | {pct(r['reported'])} | {r['epochs'] or ''} | "
                      f"{'' if r['seconds'] is None else round(r['seconds'])} |")
     return "\n".join(lines) + "\n"
-
-
-def cmd_experiment(args):
-    out = args.out or os.path.join(
-        "runs", os.path.splitext(os.path.basename(args.experiment))[0])
-    extra = dict(parse_assignment(a) for a in args.set)
-    if args.dry_run:
-        _, planned = load_experiment(args.experiment, extra)
-        for name, cfg, reported in planned:
-            print(f"{name}: {cfg['training']['epochs']} epochs"
-                  + (f", reported {reported}" if reported is not None else ""))
-        return 0
-    rows = run_experiment(args.experiment, out, args.jobs, extra)
-    sys.stdout.write("\n" + markdown_table(rows))
-    print(f"\nwrote {out}/results.csv, results.md and one run directory per run")
-    return 1 if any(r["diverged"] for r in rows) else 0
-
-
-def add_parser(sub):
-    from .cli import _positive_int
-
-    p = sub.add_parser("experiment", help="run a declarative sweep of configs in parallel")
-    p.add_argument("experiment", help="experiment TOML file (see configs/experiments/)")
-    p.add_argument("--out", help="output folder (default: runs/NAME)")
-    p.add_argument("--jobs", type=_positive_int,
-                   help="parallel processes (default: the file's jobs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key in every run, e.g. --set training.epochs=20")
-    p.add_argument("--dry-run", action="store_true", help="validate and list the runs only")
-    p.set_defaults(func=cmd_experiment)

@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .cli import confusion_matrix  # noqa: F401  (part of this module's API)
-from .errors import GlyphnetError
+from .metrics import confusion_matrix  # noqa: F401  (part of this module's API)
+from ..errors import GlyphnetError
 from .explain import ACTIVATIONS
 from .monitor import CONV_KINDS, POOL_KINDS, first_conv, weight_arrays
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from .errors import GlyphnetError
+from ..errors import GlyphnetError
 
 REQUIRED = ("model.npz", "config.toml", "metrics.json", "history.csv")
 MAX_ROWS = 10  # classes shown in the per-class image rows (saliency, deconvolution)
@@ -99,8 +99,8 @@ def _to_unit(model, x):
 
 
 def _load_run(run_dir):
-    from .config import load_config
-    from .model import Sequential
+    from ..config import load_config
+    from ..nn.model import Sequential
     if not os.path.isdir(run_dir):
         raise GlyphnetError(f"{run_dir}: no such run directory")
     missing = [f for f in REQUIRED if not os.path.exists(os.path.join(run_dir, f))]
@@ -119,13 +119,14 @@ def _load_run(run_dir):
     return model, cfg, config_text, metrics
 
 
-def write_report(run_dir, log=None):
+def write_report(run_dir, log=None, data_dir=None):
     """Write RUN_DIR/report.html and return its path. Progress goes to ``log`` (stderr lines
     by default). Matplotlib is imported here, not when the command line starts."""
-    from . import data, explain
-    from . import visualize as viz
-    from .fileio import write_atomic
-    from .layers import Softmax, softmax
+    from .. import data
+    from . import explain
+    from . import figures as viz
+    from ..fileio import write_atomic
+    from ..nn.layers import Softmax, softmax
     from .monitor import load_dynamics
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     start = time.perf_counter()
@@ -135,7 +136,7 @@ def write_report(run_dir, log=None):
     dyn_path = os.path.join(run_dir, "dynamics.npz")
     dynamics = load_dynamics(dyn_path) if os.path.exists(dyn_path) else None
     log("report: loading the test set")
-    ds = data.load_from_config(cfg["data"])
+    ds = data.load_from_config(cfg["data"], data_dir)
     if tuple(ds.input_shape) != tuple(model.input_shape):
         raise GlyphnetError(f"{run_dir}: the model expects inputs of shape "
                             f"{tuple(model.input_shape)} but its data set has "
@@ -261,15 +262,3 @@ def write_report(run_dir, log=None):
     write_atomic(path, page.render(f"glyphnet run {os.path.basename(os.path.abspath(run_dir))}"))
     log(f"report: done in {time.perf_counter() - start:.1f}s")
     return path
-
-
-def cmd_report(args):
-    path = write_report(args.run_dir)
-    print(f"wrote {path}")
-    return 0
-
-
-def add_parser(sub):
-    p = sub.add_parser("report", help="write RUN_DIR/report.html with every picture of a run")
-    p.add_argument("run_dir", help="run directory written by glyphnet train")
-    p.set_defaults(func=cmd_report)

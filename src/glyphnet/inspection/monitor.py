@@ -10,9 +10,9 @@ cost of a few fixed training images.
 
 import numpy as np
 
-from .fileio import atomic_open
-from .gradcheck import check_model
-from .training import Callback
+from ..fileio import atomic_open
+from ..nn.gradcheck import check_model
+from ..nn.training import Callback
 
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "separable_conv2d")
 POOL_KINDS = ("max_pool2d", "avg_pool2d")

@@ -5,7 +5,6 @@ predict`` prepares an image file (images.mnist_like, then the model's scaler) an
 the top classes, the image the network received and a saliency map. Flask is imported only when
 an app is created, so the rest of the command line does not pay for it.
 """
-import argparse
 import base64
 import binascii
 import io
@@ -20,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import GlyphnetError
 from ..fileio import atomic_open
-from ..images import mnist_like
+from ..data.images import mnist_like
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_BODY_BYTES = 4 * 1024 * 1024   # whole request body
@@ -76,8 +75,8 @@ class ServedModel:
 
     def predict(self, grey, threshold, top):
         """Classify a greyscale [0, 1] image of any size and either polarity."""
-        from ..explain import saliency
-        from ..layers import Softmax, softmax
+        from ..inspection.explain import saliency
+        from ..nn.layers import Softmax, softmax
         seen = mnist_like(grey, self.size)
         if float(np.ptp(grey)) < 1e-3:   # nothing drawn: no ink to crop, scale or classify
             return {"model": self.name, "classes": [], "prediction": None, "probability": None,
@@ -267,7 +266,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
     from flask import Flask, jsonify, request, send_from_directory
     from werkzeug.exceptions import BadRequest, HTTPException
 
-    from ..model import Sequential
+    from ..nn.model import Sequential
     if not models:
         raise GlyphnetError("no models to serve")
     if not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
@@ -368,68 +367,3 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
                        count=count)
 
     return app
-
-
-# ------------------------------------------------------------------------------ command line
-def _port(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return value
-
-
-def _probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    return value
-
-
-def cmd_serve(args):
-    from werkzeug.serving import make_server
-    names = model_names(args.models)
-    loopback = args.host in LOOPBACK_HOSTS
-    app = create_app(names, data_dir=args.save_dir, threshold=args.threshold,
-                     allowed_hosts=LOOPBACK_HOSTS if loopback else None)
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except OSError as exc:
-        raise GlyphnetError(f"cannot listen on {args.host}:{args.port}: "
-                            f"{exc.strerror or exc}; choose another --port") from None
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    for name, path in names.items():
-        print(f"model {name}: {path}")
-    print(f"saving drawings under {os.path.abspath(args.save_dir)}/LABEL/")
-    if not loopback:
-        print(f"warning: listening on {args.host}, so other machines can reach this server")
-    print(f"drawing pad at http://{host}:{server.server_port}/  (Ctrl+C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped")
-    finally:
-        server.server_close()
-    return 0
-
-
-def add_parser(sub):
-    p = sub.add_parser("serve", help="a drawing pad in the browser for trained models",
-                       description="Serve a web page where you draw a character and watch the "
-                                   "models recognise it, plus a JSON API (/api/predict, "
-                                   "/api/models, /api/save).")
-    p.add_argument("models", nargs="+", metavar="MODEL", help="model.npz files to serve")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free)")
-    p.add_argument("--save-dir", default="drawings",
-                   help="image-folder data set that saved drawings go to, one sub-folder per "
-                        "label (default ./drawings)")
-    p.add_argument("--threshold", type=_probability, default=0.5,
-                   help="answer 'not sure' below this top probability (default 0.5)")
-    p.set_defaults(func=cmd_serve)

@@ -1,13 +1,13 @@
 """What the network looks at and what it imagines: input gradients and related views."""
 import numpy as np
 
-from .errors import GlyphnetError
+from ..errors import GlyphnetError
 
 
 def class_score_gradient(model, x, targets):
     """d(score of class targets[n]) / d(x[n]) for each sample, where the score is the logit
     (the input of a final softmax) or the output unit. Returns an array shaped like x."""
-    from .layers import Softmax
+    from ..nn.layers import Softmax
     x = np.asarray(x, model.dtype)
     upto = len(model.layers) - 1 if isinstance(model.layers[-1], Softmax) else None
     out = model.forward(x, False, upto)
@@ -46,7 +46,7 @@ def backwards_query(model, target, low=0.01, high=0.99):
     the transposed weights, then rescale the result into [low, high] so the next logit is
     finite. Returns an array of the model's input shape, in the model's input space.
     """
-    from .layers import Dense, Sigmoid
+    from ..nn.layers import Dense, Sigmoid
     layers = model.layers
     pairs = list(zip(layers[0::2], layers[1::2]))
     if not pairs or len(layers) % 2 or not all(isinstance(d, Dense) and isinstance(s, Sigmoid)
@@ -109,7 +109,7 @@ def activation_maximisation(model, targets, steps=100, lr=0.05, decay=1e-3, seed
 
 def _score(model, x, targets):
     """The logit (or output) of class targets[n] for each sample."""
-    from .layers import Softmax
+    from ..nn.layers import Softmax
     upto = len(model.layers) - 1 if isinstance(model.layers[-1], Softmax) else None
     return model.forward(x, False, upto)[np.arange(len(x)), targets]
 

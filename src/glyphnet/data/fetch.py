@@ -21,24 +21,7 @@ import urllib.request
 import zipfile
 from http.client import HTTPException
 
-from .errors import DataError
-
-SOURCES = {
-    "emnist-balanced": {
-        "url": "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
-        "folder": "emnist",
-        "files": {
-            "emnist-balanced-train-images-idx3-ubyte.gz": (
-                28207740, "74295e75e4e9fa2c102147460ee7eb763653d5132d883a84fb88932bfb8d2db4"),
-            "emnist-balanced-train-labels-idx1-ubyte.gz": (
-                80618, "b46d41e5156a0a8aaaa4d18979fdd1588850fa8571018acffd5d93b325a7d6ed"),
-            "emnist-balanced-test-images-idx3-ubyte.gz": (
-                4714707, "117fc12b015e37ea98bfb2cbba3f77c3782c056cdbd219b87abfc8661d7135db"),
-            "emnist-balanced-test-labels-idx1-ubyte.gz": (
-                13504, "a67cac948379b67270b9a4d0a01c8ec661598accf2f2b1964340b7c83cb175cd"),
-        },
-    },
-}
+from ..errors import DataError
 
 CHUNK = 1 << 16
 
@@ -220,18 +203,19 @@ def extract_members(archive, files, dest, stream=sys.stderr):
 
 
 def fetch(name, dest=None, url=None, keep_archive=False, files=None, stream=sys.stderr,
-          retries=3, timeout=30):
+          retries=3, timeout=30, root=None):
     """Download data set ``name`` into ``dest`` (default: DATA/<folder>, DATA being
     $GLYPHNET_DATA or ~/.glyphnet/data). ``url`` overrides the source (a .zip archive or a base
     URL); ``files`` overrides the {file name: (size, sha256)} table (for mirrors and tests).
     Returns the list of file paths."""
-    from .data import data_dir
-    if name not in SOURCES:
-        raise DataError(f"no download known for {name!r}; fetchable: {', '.join(SOURCES)}")
-    source = SOURCES[name]
-    files = files or source["files"]
-    url = url or source["url"]
-    dest = dest or os.path.join(data_dir(), source["folder"])
+    from .datasets import DATASETS, data_dir
+    fetchable = [n for n, entry in DATASETS.items() if entry.fetch]
+    if name not in fetchable:
+        raise DataError(f"no download known for {name!r}; fetchable: {', '.join(fetchable)}")
+    entry = DATASETS[name]
+    files = files or entry.fetch["files"]
+    url = url or entry.fetch["url"]
+    dest = dest or os.path.join(data_dir(root), entry.folder)
     os.makedirs(dest, exist_ok=True)
     todo = {n: v for n, v in files.items() if not _verified(os.path.join(dest, n), *v)}
     if stream is not None:

@@ -6,7 +6,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .errors import TrainingDiverged
+from ..errors import TrainingDiverged
 
 
 class History:

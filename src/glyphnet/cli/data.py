@@ -5,25 +5,26 @@ import sys
 
 import numpy as np
 
-from . import data
-from .errors import GlyphnetError
-from .fileio import atomic_open
+from .. import data
+from ..errors import GlyphnetError
+from ..fileio import atomic_open
+from .args import add_data_dir, positive_int
 
 
-def _dataset(spec):
+def _dataset(spec, root=None):
     """A Dataset from a named set, an image folder, or a TOML config's [data] section."""
     if spec in data.NAMED:
-        return data.load_named(spec)
+        return data.load_named(spec, root=root)
     if spec.endswith(".toml"):
-        from .config import load_config
-        return data.load_from_config(load_config(spec)["data"])
+        from ..config import load_config
+        return data.load_from_config(load_config(spec)["data"], root)
     if os.path.isdir(spec):
         if all(os.path.isdir(os.path.join(spec, p)) for p in ("train", "test")):
             return data.load_folder(spec)
         # No split on disk: every image counts as training data here.
-        from . import images
+        from ..data import images
         classes = images.class_folders(spec)
-        x, y, _, skipped = images.load_folder(spec, classes)
+        x, y, _, skipped = images.read_class_folders(spec, classes)
         return data.Dataset(os.path.basename(os.path.normpath(spec)), x, y, x[:0], y[:0],
                             classes, source=spec, skipped=skipped)
     raise GlyphnetError(f"{spec!r} is not a known data set ({', '.join(data.NAMED)}), an image "
@@ -31,9 +32,9 @@ def _dataset(spec):
 
 
 def cmd_list(args):
-    d, how = data.data_dir_source()
+    d, how = data.data_dir_source(args.data_dir)
     print(f"data directory: {d} ({how})")
-    for name, where, about in data.known_datasets():
+    for name, where, about in data.known_datasets(args.data_dir):
         if where:
             print(f"  {name:<16} found: {where}\n  {'':<16} {about}")
         else:
@@ -42,7 +43,7 @@ def cmd_list(args):
 
 
 def cmd_show(args):
-    ds = _dataset(args.name)
+    ds = _dataset(args.name, args.data_dir)
     print(f"{ds.name}: images of shape {tuple(ds.input_shape)}, {ds.num_classes} classes"
           + (f", from {ds.source}" if ds.source else ""))
     parts = [("train", ds.y_train), ("test", ds.y_test)]
@@ -65,32 +66,11 @@ def _report_skipped(ds):
             print(f"  {line}")
 
 
-def sample_grid(images, labels, classes, per_class=8, scale=2, max_classes=0):
-    """A greyscale uint8 picture: one row per class, its label at the left, then up to
-    ``per_class`` of its images (the first ones, in data order), each enlarged ``scale`` times."""
-    from PIL import Image, ImageDraw, ImageFont
-    shown = list(range(len(classes)))[:max_classes or None]
-    h, w = images.shape[1] * scale, images.shape[2] * scale
-    font = ImageFont.load_default()
-    margin = 8 + max(int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(classes[c], font))
-                     for c in shown)
-    gap = 2
-    grid = Image.new("L", (margin + per_class * (w + gap), len(shown) * (h + gap)), 255)
-    draw = ImageDraw.Draw(grid)
-    for row, c in enumerate(shown):
-        top = row * (h + gap)
-        draw.text((4, top + h // 2 - 5), classes[c], fill=0, font=font)
-        for col, i in enumerate(np.flatnonzero(labels == c)[:per_class]):
-            pixels = np.clip(images[i, :, :, 0] * 255 + 0.5, 0, 255).astype(np.uint8)
-            cell = Image.fromarray(pixels, "L").resize((w, h), Image.Resampling.NEAREST)
-            grid.paste(cell, (margin + col * (w + gap), top))
-    return grid
-
-
 def cmd_grid(args):
     from PIL import Image
-    ds = _dataset(args.name)
+    ds = _dataset(args.name, args.data_dir)
     x, y = (ds.x_train, ds.y_train) if args.split == "train" else (ds.x_test, ds.y_test)
+    from ..inspection.samples import sample_grid
     picture = sample_grid(x, y, ds.classes, args.per_class, args.scale, args.classes)
     ext = os.path.splitext(args.out)[1].lower()
     fmt = Image.registered_extensions().get(ext)
@@ -106,11 +86,11 @@ def cmd_grid(args):
 
 
 def cmd_fetch(args):
-    from .fetch import fetch
+    from ..data.fetch import fetch
     paths = fetch(args.name, dest=args.dest, url=args.url, keep_archive=args.keep_archive,
-                  stream=sys.stderr)
+                  stream=sys.stderr, root=args.data_dir)
     print(f"{args.name}: {len(paths)} verified file(s) in {os.path.dirname(paths[0])}")
-    expected = os.path.join(data.data_dir(), "emnist")
+    expected = os.path.join(data.data_dir(args.data_dir), data.DATASETS[args.name].folder)
     if os.path.abspath(os.path.dirname(paths[0])) != os.path.abspath(expected):
         print(f"note: the emnist-balanced loader reads {expected}; move the files there or set "
               f"{data.DATA_ENV} to the folder that holds an 'emnist' folder with them")
@@ -118,50 +98,40 @@ def cmd_fetch(args):
 
 
 def add_parser(sub):
-    import argparse
-
-    def positive(text):
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-        return int(text)
-
     p = sub.add_parser("data", help="list, inspect and fetch data sets")
-    p.add_argument("--data-dir", help="where named data sets live (sets GLYPHNET_DATA)")
+    add_data_dir(p)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
     what = (f"a named set ({', '.join(data.NAMED)}), an image folder (one sub-folder per "
             f"class) or a .toml config")
 
     q = dsub.add_parser("list", help="known data sets and where they were found")
-    q.set_defaults(func=_with_data_dir(cmd_list))
+    q.set_defaults(action=cmd_list)
 
     q = dsub.add_parser("show", help="counts per class")
     q.add_argument("name", help=what)
-    q.set_defaults(func=_with_data_dir(cmd_show))
+    q.set_defaults(action=cmd_show)
 
     q = dsub.add_parser("grid", help="save a grid image of samples labelled with their class")
     q.add_argument("name", help=what)
     q.add_argument("--out", required=True, help="image file to write (.png)")
     q.add_argument("--split", choices=("train", "test"), default="train")
-    q.add_argument("--per-class", type=positive, default=8, help="samples per class (default 8)")
-    q.add_argument("--scale", type=positive, default=2, help="enlargement (default 2)")
-    q.add_argument("--classes", type=positive, default=0,
+    q.add_argument("--per-class", type=positive_int, default=8, help="samples per class (default 8)")
+    q.add_argument("--scale", type=positive_int, default=2, help="enlargement (default 2)")
+    q.add_argument("--classes", type=positive_int, default=0,
                    help="show only the first N classes (default all)")
-    q.set_defaults(func=_with_data_dir(cmd_grid))
+    q.set_defaults(action=cmd_grid)
 
     q = dsub.add_parser("fetch", help="download a data set (emnist-balanced) and verify it")
-    q.add_argument("name", choices=("emnist-balanced",))
+    q.add_argument("name", choices=[n for n, entry in data.DATASETS.items() if entry.fetch])
     q.add_argument("--dest", help="folder to write (default: $GLYPHNET_DATA/emnist)")
     q.add_argument("--url", help="a .zip archive or a base URL of the .gz files (default: the "
                                  "official NIST archive)")
     q.add_argument("--keep-archive", action="store_true",
                    help="keep the downloaded .zip archive")
-    q.set_defaults(func=_with_data_dir(cmd_fetch))
+    q.set_defaults(action=cmd_fetch)
+    return p
 
 
-def _with_data_dir(handler):
-    def run(args):
-        if args.data_dir:
-            os.environ[data.DATA_ENV] = args.data_dir
-        return handler(args)
-    return run
+def run(args):
+    return args.action(args)

@@ -5,9 +5,9 @@ import zipfile
 
 import numpy as np
 
-from .errors import GlyphnetError
-from .fileio import atomic_open
-from .layers import Layer, Softmax, layer_from_config
+from ..errors import GlyphnetError
+from ..fileio import atomic_open
+from .layers import Layer, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
 from .optimizers import Adam, optimizer_from_config
 
@@ -98,7 +98,7 @@ class Sequential:
     @property
     def _fused(self):
         """Softmax output trained through the fused softmax cross-entropy of the logits."""
-        return isinstance(self.layers[-1], Softmax) and getattr(self.loss, "from_logits", False)
+        return self.ends_in_softmax and getattr(self.loss, "from_logits", False)
 
     def forward(self, x, training=False, upto=None):
         """Run layers[:upto] (all by default)."""
@@ -134,6 +134,33 @@ class Sequential:
         loss, dout = self.loss(out, labels)
         dx = self.backward(dout, upto, input_grad)
         return loss, out, dx
+
+    @property
+    def class_names(self):
+        """The class names, or "0", "1", ... when the model was built without them."""
+        return self.classes or [str(i) for i in range(self.output_shape[-1])]
+
+    @property
+    def ends_in_softmax(self):
+        return isinstance(self.layers[-1], Softmax)
+
+    def logits(self, x, training=False):
+        """The outputs before a final softmax layer (all outputs when there is none)."""
+        return self.forward(x, training, len(self.layers) - 1 if self.ends_in_softmax else None)
+
+    def probabilities(self, x, batch_size=1000):
+        """Class probabilities for display and thresholds: the softmax output; a softmax of
+        the outputs of a model trained with cross-entropy on logits; and the outputs
+        themselves, clipped at 0 and normalised to sum 1, for any other model (e.g. sigmoid
+        outputs trained with sum of squares)."""
+        out = self.predict_proba(x, batch_size)
+        if self.ends_in_softmax:
+            return out
+        if getattr(self.loss, "from_logits", False):
+            return softmax(out)
+        out = np.clip(out, 0, None)
+        total = out.sum(axis=1, keepdims=True)
+        return np.where(total > 0, out / np.where(total > 0, total, 1), 1 / out.shape[1])
 
     def predict_proba(self, x, batch_size=1000):
         """Class scores for each sample: softmax probabilities when the model ends in softmax."""
@@ -191,7 +218,7 @@ class Sequential:
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save` (no pickle involved)."""
-        from .data import Scaler
+        from .scaling import Scaler
         try:
             if not os.path.exists(path):
                 raise FileNotFoundError(path)
