@@ -29,6 +29,8 @@ class Sequential:
                 raise TypeError(f"layer {i} is {type(layer).__name__}, not a glyphnet Layer")
         self.classes = None if classes is None else [str(c) for c in classes]
         self.scaler = None
+        self.preparation = None   # how the training images were prepared (data.preparation_for)
+        self.backward_hooks = []  # hook(index, layer, dL/d(output of layer index)) in backward
         self.loss = CrossEntropy()
         self.optimizer = None
         self.regularization = {"l1": 0.0, "l2": 0.0, "shrink": 0.0}
@@ -112,17 +114,24 @@ class Sequential:
         With ``input_grad=False`` (training) nothing below the first trainable layer is run,
         that layer computes only its parameter gradients when it can (``backward_params``),
         and None is returned: for the usual first Dense layer that skips a quarter of the
-        work of a training step.
+        work of a training step. Each of ``backward_hooks`` is called as hook(i, layer,
+        dL/d(output of layer i)) just before layer i's backward runs.
         """
         layers = self.layers[:upto]
         if input_grad:
-            for layer in reversed(layers):
-                dout = layer.backward(dout)
+            for i in reversed(range(len(layers))):
+                for hook in self.backward_hooks:
+                    hook(i, layers[i], dout)
+                dout = layers[i].backward(dout)
             return dout
         first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
-        for layer in reversed(layers[first + 1:]):
-            dout = layer.backward(dout)
+        for i in reversed(range(first + 1, len(layers))):
+            for hook in self.backward_hooks:
+                hook(i, layers[i], dout)
+            dout = layers[i].backward(dout)
         if first < len(layers):
+            for hook in self.backward_hooks:
+                hook(first, layers[first], dout)
             getattr(layers[first], "backward_params", layers[first].backward)(dout)
         return None
 
@@ -200,6 +209,7 @@ class Sequential:
             "loss": {"type": self.loss.kind, **self.loss.get_config()},
             "classes": self.classes,
             "scaler": None if self.scaler is None else self.scaler.get_config(),
+            "preparation": self.preparation,
         }
 
     def save(self, path):
@@ -238,6 +248,7 @@ class Sequential:
         model = cls([layer_from_config(s) for s in config["layers"]], classes=config["classes"])
         model.build(config["input_shape"])
         model.loss = loss_from_config(config["loss"])
+        model.preparation = config.get("preparation")
         for i, layer in enumerate(model.layers):
             for group, d in (("param", layer.params), ("state", layer.state)):
                 for k in d:
