@@ -201,6 +201,12 @@ class Sequential:
         return fit(self, x, labels, **kwargs)
 
     # ----------------------------------------------------------------- persistence
+    def to_onnx(self, path=None, **kwargs):
+        """The model as an ONNX ModelProto, also written to ``path`` when given; see
+        :func:`glyphnet.interop.onnx.to_onnx`. Needs ``pip install 'glyphnet[onnx]'``."""
+        from ..interop.onnx import to_onnx
+        return to_onnx(self, path, **kwargs)
+
     def get_config(self):
         return {
             "format": FORMAT_VERSION,
