@@ -9,6 +9,7 @@ import pytest
 from vis_runs import LAYERS, run_dir
 
 from glyphnet import cli
+from glyphnet.fileio import atomic_open
 from glyphnet.inspection.report import write_report
 
 COMMON = ["Summary", "Configuration", "Learning curves", "Weights", "Training dynamics",
@@ -22,6 +23,18 @@ FIGURES = {  # the pictures (alt text) expected per model kind
     "sigmoid": ["backwards-query"],
 }
 EXPECTED = {"mlp": ["all", "dense"], "cnn": ["all", "cnn"], "sigmoid": ["all", "dense", "sigmoid"]}
+
+
+def _temp_files(directory):
+    """Temporary files atomic_open leaves behind if a write is cut short."""
+    return [f for f in os.listdir(directory) if f.endswith(".tmp")]
+
+
+def test_temp_file_check_sees_atomic_open_temp_files(tmp_path):
+    with atomic_open(tmp_path / "report.html", "w") as f:
+        f.write("half")
+        assert len(_temp_files(tmp_path)) == 1
+    assert not _temp_files(tmp_path) and (tmp_path / "report.html").read_text() == "half"
 
 
 def _images(page):
@@ -56,7 +69,7 @@ def test_report_has_every_section_and_picture(kind, tmp_path_factory):
     assert LAYERS[kind][0]["type"] in page
     assert messages[0] == "report: loading the test set" and messages[-1].startswith(
         "report: done in")
-    assert not [f for f in os.listdir(d) if f.startswith(".tmp")]
+    assert not _temp_files(d)
 
 
 def test_report_command_and_errors(tmp_path_factory, tmp_path, capsys):

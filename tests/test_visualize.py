@@ -11,7 +11,9 @@ from glyphnet.inspection import explain
 from glyphnet.inspection import figures as viz
 from glyphnet.data import load_from_config
 from glyphnet.errors import GlyphnetError
+from glyphnet.nn.conv import Conv2D
 from glyphnet.nn.layers import ReLU
+from glyphnet.inspection.metrics import confusion_matrix
 from glyphnet.inspection.monitor import Monitor, load_dynamics
 from glyphnet.nn.training import Callback
 
@@ -148,6 +150,38 @@ def test_training_dynamics_recorded_and_drawn(run, tmp_path):
     assert _png_ok(tmp_path / "angle.png")
 
 
+def test_backward_hooks_get_each_layer_output_gradient():
+    model = Sequential([Dense(3), Softmax()], input_shape=(4,))
+    x = np.random.default_rng(0).random((2, 4), dtype=np.float32)
+    model.forward(x)
+    seen = []
+    model.backward_hooks.append(lambda i, layer, dy: seen.append((i, layer, dy.copy())))
+    dout = np.array([[1, 0, 0], [0, 0, 1]], np.float32)
+    model.backward(dout)
+    assert [(i, layer) for i, layer, _ in seen] == [(1, model.layers[1]), (0, model.layers[0])]
+    np.testing.assert_array_equal(seen[0][2], dout)
+    np.testing.assert_allclose(seen[1][2], model.layers[1].backward(dout))
+
+
+def test_monitor_records_conv_deltas_through_a_backward_hook():
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 6, 6, 1), dtype=np.float32)
+    y = rng.integers(0, 3, 16)
+    model = Sequential([Conv2D(2, 3), ReLU(), Dense(3), Softmax()], input_shape=(6, 6, 1))
+    model.compile()
+    truth = []
+
+    def norms(i, layer, dy):
+        if i == 0:
+            truth.append(float(np.linalg.norm(dy.reshape(len(dy), -1), axis=1).mean()))
+    model.backward_hooks.append(norms)
+    monitor = Monitor(every=1)
+    model.fit(x, y, epochs=2, batch_size=4, callbacks=[monitor])
+    assert model.backward_hooks == [norms]          # the monitor removed its own hook
+    assert monitor.delta_steps == list(range(1, 9)) and len(truth) == 8
+    np.testing.assert_allclose(monitor.deltas, truth, rtol=1e-6)
+
+
 def test_monitor_records_the_true_gradient_std(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((64, 4, 4, 1), dtype=np.float32)
@@ -196,8 +230,8 @@ def test_cnn_filters_and_feature_maps(run, tmp_path):
 def test_confusion_matrix_matches_evaluate(run, tmp_path, capsys):
     kind, d, model, x_raw, x, y = run
     predicted = model.predict(x)
-    classes = viz.class_names(model)
-    cm = viz.confusion_matrix(y, predicted, len(classes))
+    classes = model.class_names
+    cm = confusion_matrix(y, predicted, len(classes))
     assert cm.sum() == len(y) == len(x_raw)
     assert cli.main(["evaluate", str(d / "model.npz"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

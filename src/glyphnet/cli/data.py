@@ -13,7 +13,7 @@ from .args import add_data_dir, positive_int
 
 def _dataset(spec, root=None):
     """A Dataset from a named set, an image folder, or a TOML config's [data] section."""
-    if spec in data.NAMED:
+    if spec in data.DATASETS:
         return data.load_named(spec, root=root)
     if spec.endswith(".toml"):
         from ..config import load_config
@@ -27,8 +27,8 @@ def _dataset(spec, root=None):
         x, y, _, skipped = images.read_class_folders(spec, classes)
         return data.Dataset(os.path.basename(os.path.normpath(spec)), x, y, x[:0], y[:0],
                             classes, source=spec, skipped=skipped)
-    raise GlyphnetError(f"{spec!r} is not a known data set ({', '.join(data.NAMED)}), an image "
-                        f"folder or a .toml config")
+    raise GlyphnetError(f"{spec!r} is not a known data set ({data.DATASETS.choices()}), an "
+                        f"image folder or a .toml config")
 
 
 def cmd_list(args):
@@ -92,8 +92,9 @@ def cmd_fetch(args):
     print(f"{args.name}: {len(paths)} verified file(s) in {os.path.dirname(paths[0])}")
     expected = os.path.join(data.data_dir(args.data_dir), data.DATASETS[args.name].folder)
     if os.path.abspath(os.path.dirname(paths[0])) != os.path.abspath(expected):
-        print(f"note: the emnist-balanced loader reads {expected}; move the files there or set "
-              f"{data.DATA_ENV} to the folder that holds an 'emnist' folder with them")
+        print(f"note: the {args.name} loader reads {expected}; move the files there or set "
+              f"{data.DATA_ENV} to the folder that holds a "
+              f"{data.DATASETS[args.name].folder!r} folder with them")
     return 0
 
 
@@ -102,7 +103,7 @@ def add_parser(sub):
     add_data_dir(p)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
-    what = (f"a named set ({', '.join(data.NAMED)}), an image folder (one sub-folder per "
+    what = (f"a named set ({data.DATASETS.choices()}), an image folder (one sub-folder per "
             f"class) or a .toml config")
 
     q = dsub.add_parser("list", help="known data sets and where they were found")

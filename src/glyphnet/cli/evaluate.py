@@ -1,6 +1,7 @@
 """glyphnet evaluate: accuracy, per-class accuracy and the confusion matrix of a model."""
 import json
 import os
+import sys
 
 from ..errors import GlyphnetError
 from .args import add_data_dir
@@ -15,28 +16,53 @@ def add_parser(sub):
     return p
 
 
-def _model_data(model_path, data_name, data_dir):
-    """The test split the model should be evaluated on: ``data_name`` or the model's own."""
+def _model_data(model, model_path, data_name, data_dir):
+    """The data set to evaluate on, and where that choice came from: ``data_name``, else the
+    run directory's config.toml beside the model, else the data set recorded in the model."""
     from .. import data
     from ..config import load_config
     run_config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.toml")
     if data_name is None and os.path.exists(run_config):
-        return data.load_from_config(load_config(run_config)["data"], data_dir)
-    section = load_config(None, {"data.dataset": data_name or "mnist"})["data"]
-    return data.load_from_config(section, data_dir)
+        return (data.load_from_config(load_config(run_config)["data"], data_dir),
+                f"as in {run_config}")
+    how = "--data"
+    if data_name is None:
+        recorded = (model.preparation or {}).get("dataset")
+        if recorded is None:
+            raise GlyphnetError(f"{model_path}: no config.toml beside it and the model does not "
+                                f"record its data set; pass --data NAME "
+                                f"({data.DATASETS.choices()})")
+        if recorded not in data.DATASETS:
+            raise GlyphnetError(f"{model_path}: trained on {recorded!r} data, which only its run "
+                                f"directory's config.toml describes; keep the model beside it "
+                                f"or pass --data NAME ({data.DATASETS.choices()})")
+        data_name, how = recorded, "the data set recorded in the model"
+    overrides = {"data.dataset": data_name}
+    if model.preparation and data_name == model.preparation["dataset"]:
+        overrides["data.image_size"] = model.preparation["size"]
+    section = load_config(None, overrides)["data"]
+    return data.load_from_config(section, data_dir), how
+
+
+def _few(names, n=6):
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def run(args):
     from ..inspection.metrics import confusion_matrix, per_class_accuracy
     from ..nn.model import Sequential
     model = Sequential.load(args.model)
-    ds = _model_data(args.model, args.data, args.data_dir)
+    ds, how = _model_data(model, args.model, args.data, args.data_dir)
+    print(f"evaluating on the {ds.name} test set ({how})", file=sys.stderr)
     if tuple(ds.input_shape) != tuple(model.input_shape):
         raise GlyphnetError(f"{args.model} expects inputs of shape {tuple(model.input_shape)} "
                             f"but data set {ds.name!r} has {tuple(ds.input_shape)}")
+    classes = model.class_names
+    if list(ds.classes) != classes:
+        print(f"warning: the model's classes ({_few(classes)}) differ from the data set's "
+              f"({_few(ds.classes)}); labels are compared by index", file=sys.stderr)
     x = model.scaler.transform(ds.x_test) if model.scaler else ds.x_test
     ev = model.evaluate(x, ds.y_test)
-    classes = model.class_names
     cm = confusion_matrix(ds.y_test, model.predict(x), len(classes))
     per_class = per_class_accuracy(cm).tolist()
     if args.json:

@@ -1,4 +1,5 @@
-"""glyphnet predict: classify image files with a trained model."""
+"""glyphnet predict: classify image files with a trained model, each prepared the way the
+model's training images were (the preparation recorded in the model)."""
 import json
 
 import numpy as np
@@ -20,15 +21,13 @@ def run(args):
     from ..data.images import load_for_model
     from ..nn.model import Sequential
     model = Sequential.load(args.model)
-    h, w = model.input_shape[:2]
-    if h != w:
-        raise GlyphnetError(f"{args.model}: predict supports square inputs, model expects {h}x{w}")
-    if model.input_shape[-1] != 1:
-        raise GlyphnetError(f"{args.model} expects {model.input_shape[-1]} channels")
+    if len(model.input_shape) != 3 or model.input_shape[-1] != 1:
+        raise GlyphnetError(f"{args.model}: predict needs a model of greyscale images, shaped "
+                            f"(H, W, 1); this one expects {tuple(model.input_shape)}")
     classes = model.class_names
     results = []
     for path in args.images:
-        x = load_for_model(path, h)[None]
+        x = load_for_model(path, model)[None]
         if model.scaler:
             x = model.scaler.transform(x)
         p = model.probabilities(x)[0]

@@ -90,6 +90,20 @@ def check_config(section, problems):
     return out
 
 
+def preparation_for(dataset, section):
+    """How the images of ``dataset`` (a Dataset loaded from the [data] ``section``) were
+    prepared, the record a model keeps (Sequential.preparation) so that predict and the drawing
+    pad prepare a user's image the same way: the registered set's ``prepare`` ("digits" or
+    "plain"), an image folder's own options, MNIST-style digits for user files."""
+    from .images import preparation
+    s = {**DATA_DEFAULTS, **section}
+    name, size = s["dataset"], dataset.input_shape[:2]
+    if name == "folder":
+        return preparation(name, "digits" if s["crop"] else "plain", size,
+                           **{k: s[k] for k in ("invert", "contrast", "crop", "center")})
+    return preparation(name, DATASETS[name].prepare if name in DATASETS else "digits", size)
+
+
 def _size(value, default=None):
     if isinstance(value, list):
         return tuple(value)

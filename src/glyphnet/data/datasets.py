@@ -387,4 +387,3 @@ DATASETS.register("emnist-balanced", NamedSet(
     "emnist-balanced", "28x28, 47 characters, 112800 train / 18800 test", "emnist",
     lambda d, *split: load_emnist(d), _locate_emnist, EMNIST_BALANCED_CLASSES,
     fetch={"url": EMNIST_URL, "files": EMNIST_DOWNLOADS}))
-NAMED = tuple(DATASETS)

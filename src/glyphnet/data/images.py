@@ -1,6 +1,8 @@
 """Reading images and preparing them the way MNIST digits were prepared: greyscale, ink high,
 cropped to the ink, scaled into a 20x20 box and centred by centre of mass in 28x28 (or any
-canvas); and loading folders of images, one sub-folder per class, reporting what was skipped."""
+canvas), or resized whole; the record of that preparation a model keeps, so a user's image is
+prepared like its training images; and loading folders of images, one sub-folder per class,
+reporting what was skipped."""
 import hashlib
 import os
 
@@ -114,9 +116,40 @@ def prepare(grey, size=28, box=None, invert="auto", contrast=True, crop=True, ce
     return canvas
 
 
-def load_for_model(path, size=28):
-    """An image file prepared like MNIST, as a (size, size, 1) float32 array in [0, 1]."""
-    return mnist_like(read_image(path), size)[..., None]
+# How a user's own image is made to look like a data set's images: the options of ``prepare``
+# for each DATASETS entry's ``prepare``. "digits": MNIST-style crop to the ink and centre by
+# mass; "plain": the whole image resized, polarity and contrast kept (e.g. faces).
+PREPARATIONS = {
+    "digits": {"invert": "auto", "contrast": True, "crop": True, "center": True},
+    "plain": {"invert": False, "contrast": False, "crop": False, "center": False},
+}
+
+
+def preparation(dataset, prepare, size, **options):
+    """The record a model keeps of how its training images were prepared (Sequential.
+    preparation): the data set, "digits" or "plain", the image size [height, width] and the
+    options of :func:`prepare` (the entry of PREPARATIONS, overridden by ``options``)."""
+    return {"dataset": dataset, "prepare": prepare, "size": [int(v) for v in size],
+            **PREPARATIONS[prepare], **options}
+
+
+def preparation_of(model):
+    """The model's record, or MNIST-style digits at its input size for models saved before
+    glyphnet recorded one."""
+    return model.preparation or preparation(None, "digits", model.input_shape[:2])
+
+
+def prepare_as(grey, record):
+    """A greyscale [0, 1] image of any size prepared as ``record`` (see :func:`preparation`)
+    says the training images were, shape (height, width)."""
+    return prepare(grey, tuple(record["size"]), None, record["invert"], record["contrast"],
+                   record["crop"], record["center"])
+
+
+def load_for_model(path, model):
+    """An image file prepared the way ``model``'s training images were, as an (H, W, 1)
+    float32 array in [0, 1]."""
+    return prepare_as(read_image(path), preparation_of(model))[..., None]
 
 
 # ---------------------------------------------------------------------------- image folders
@@ -140,8 +173,8 @@ def class_folders(root, reject_class=""):
     return names
 
 
-def read_class_folders(root, classes, size=28, invert="auto", contrast=True, crop=True, center=True,
-                seen=None):
+def read_class_folders(root, classes, size=28, invert="auto", contrast=True, crop=True,
+                       center=True, seen=None):
     """Images under root/CLASS/ for each name in ``classes`` (its index is the label), prepared
     with ``prepare``. Returns (images NHWC float32, labels int64, paths, skipped), where skipped
     lists "path: reason" for every unreadable image and every exact duplicate (same SHA-256 of

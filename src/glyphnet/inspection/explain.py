@@ -2,18 +2,18 @@
 import numpy as np
 
 from ..errors import GlyphnetError
+from ..nn.layers import Activation
+from .roles import first_conv, is_sigmoid_net
 
 
 def class_score_gradient(model, x, targets):
     """d(score of class targets[n]) / d(x[n]) for each sample, where the score is the logit
     (the input of a final softmax) or the output unit. Returns an array shaped like x."""
-    from ..nn.layers import Softmax
     x = np.asarray(x, model.dtype)
-    upto = len(model.layers) - 1 if isinstance(model.layers[-1], Softmax) else None
-    out = model.forward(x, False, upto)
+    out = model.logits(x)
     dout = np.zeros_like(out)
     dout[np.arange(len(x)), np.asarray(targets)] = 1
-    return model.backward(dout, upto)
+    return model.backward(dout, len(model.layers) - 1 if model.ends_in_softmax else None)
 
 
 def saliency(model, x, targets=None):
@@ -46,11 +46,9 @@ def backwards_query(model, target, low=0.01, high=0.99):
     the transposed weights, then rescale the result into [low, high] so the next logit is
     finite. Returns an array of the model's input shape, in the model's input space.
     """
-    from ..nn.layers import Dense, Sigmoid
     layers = model.layers
     pairs = list(zip(layers[0::2], layers[1::2]))
-    if not pairs or len(layers) % 2 or not all(isinstance(d, Dense) and isinstance(s, Sigmoid)
-                                               for d, s in pairs):
+    if not is_sigmoid_net(model):
         kinds = ", ".join(layer.kind for layer in layers)
         raise GlyphnetError(f"the backwards query needs a network of dense layers each followed "
                             f"by a sigmoid; this model has: {kinds}")
@@ -109,12 +107,7 @@ def activation_maximisation(model, targets, steps=100, lr=0.05, decay=1e-3, seed
 
 def _score(model, x, targets):
     """The logit (or output) of class targets[n] for each sample."""
-    from ..nn.layers import Softmax
-    upto = len(model.layers) - 1 if isinstance(model.layers[-1], Softmax) else None
-    return model.forward(x, False, upto)[np.arange(len(x)), targets]
-
-
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+    return model.logits(x)[np.arange(len(x)), targets]
 
 
 def deconvolution(model, x):
@@ -125,14 +118,13 @@ def deconvolution(model, x):
 
     Returns an array (N, F, H, W), summed over input channels.
     """
-    from .monitor import first_conv
     i = first_conv(model)
     if i is None:
         raise GlyphnetError("the deconvolution view needs a model with a convolutional layer")
     conv = model.layers[i]
     h = model.forward(np.asarray(x, model.dtype), False, i)
     maps = conv.forward(h, False)
-    if i + 1 < len(model.layers) and model.layers[i + 1].kind in ACTIVATIONS:
+    if i + 1 < len(model.layers) and isinstance(model.layers[i + 1], Activation):
         maps = model.layers[i + 1].forward(maps, False)
     saved = {k: g.copy() for k, g in conv.grads.items()}
     out = np.empty((len(h), maps.shape[-1]) + h.shape[1:3], model.dtype)

@@ -13,10 +13,8 @@ import numpy as np
 from ..fileio import atomic_open
 from ..nn.gradcheck import check_model
 from ..nn.training import Callback
+from .roles import conv_weight, first_conv
 
-CONV_KINDS = ("conv2d", "depthwise_conv2d", "separable_conv2d")
-POOL_KINDS = ("max_pool2d", "avg_pool2d")
-BACKWARDS = ("backward", "backward_params")
 MAX_INITIAL = 250_000
 
 
@@ -27,17 +25,6 @@ def weight_arrays(model):
 
 def _power_of_8(n):
     return n & (n - 1) == 0 and (n.bit_length() - 1) % 3 == 0
-
-
-def first_conv(model):
-    """Index of the first convolutional layer, or None."""
-    return next((i for i, layer in enumerate(model.layers) if layer.kind in CONV_KINDS), None)
-
-
-def conv_weight(layer):
-    """The spatial kernels of a convolutional layer: (KH, KW, C, F) for conv2d, (KH, KW, C)
-    for the depthwise part of depthwise/separable convolutions."""
-    return layer.params.get("W_depthwise", layer.params["W"])
 
 
 class Monitor(Callback):
@@ -119,31 +106,23 @@ class Monitor(Callback):
             self.filters[0] = conv_weight(model.layers[self._conv]).copy()
 
     def _attach(self, model):
-        """Wrap the first conv layer's backward pass (``backward``, and ``backward_params``
-        that training uses when no input gradient is needed) so sampled steps record the mean
-        per-image norm of dL/d(output) (report 004's 'Mag Conv Deltas')."""
-        if self._conv is None:
-            return
-        layer = model.layers[self._conv]
-        for name in BACKWARDS:
-            if hasattr(type(layer), name):
-                setattr(layer, name, self._recording(getattr(type(layer), name).__get__(layer)))
+        """Add the backward hook that records the first conv layer's deltas."""
+        if self._conv is not None and self._record_delta not in model.backward_hooks:
+            model.backward_hooks.append(self._record_delta)
 
-    def _recording(self, backward):
-        def recording_backward(dy):
-            if self._delta_step is not None:
-                flat = dy.reshape(len(dy), -1)
-                self.deltas.append(float(np.sqrt(np.einsum("ij,ij->i", flat, flat)).mean()))
-                self.delta_steps.append(self._delta_step)
-                self._delta_step = None
-            return backward(dy)
-        return recording_backward
+    def _record_delta(self, index, layer, dy):
+        """On sampled steps, the mean per-image norm of dL/d(output) of the first conv layer
+        (report 004's 'Mag Conv Deltas')."""
+        if index == self._conv and self._delta_step is not None:
+            flat = dy.reshape(len(dy), -1)
+            self.deltas.append(float(np.sqrt(np.einsum("ij,ij->i", flat, flat)).mean()))
+            self.delta_steps.append(self._delta_step)
+            self._delta_step = None
 
     def detach(self, model):
-        """Remove the recording wrappers (also safe to call when none is attached)."""
-        if self._conv is not None:
-            for name in BACKWARDS:
-                model.layers[self._conv].__dict__.pop(name, None)
+        """Remove the backward hook (also safe to call when none is attached)."""
+        if self._record_delta in model.backward_hooks:
+            model.backward_hooks.remove(self._record_delta)
 
     def _gradient_check(self, model, step):
         x, labels = self.check_data

@@ -1,5 +1,6 @@
 """RUN_DIR/report.html: one self-contained page (images embedded as base64 PNG, no external
-references) with a run's config, metrics and every picture that applies to its model."""
+references) with a run's config, metrics and every registered picture (report_figures.FIGURES)
+that applies to its model."""
 import base64
 import html
 import io
@@ -11,6 +12,9 @@ import time
 import numpy as np
 
 from ..errors import GlyphnetError
+from .metrics import confusion_matrix
+from .report_figures import FIGURES, report_figure  # noqa: F401  (the figure registry)
+from .roles import first_conv, is_sigmoid_net
 
 REQUIRED = ("model.npz", "config.toml", "metrics.json", "history.csv")
 MAX_ROWS = 10  # classes shown in the per-class image rows (saliency, deconvolution)
@@ -80,24 +84,6 @@ def _fmt(v):
     return str(v)
 
 
-def _is_sigmoid_net(model):
-    layers = model.layers
-    return len(layers) % 2 == 0 and all(d.kind == "dense" and s.kind == "sigmoid"
-                                        for d, s in zip(layers[0::2], layers[1::2]))
-
-
-def _dense_first(model):
-    first = next((lay for lay in model.layers if lay.params), None)
-    return first is not None and first.kind == "dense" and len(model.input_shape) == 3
-
-
-def _to_unit(model, x):
-    """Model-space inputs back to the [0, 1] image range for display."""
-    from .explain import input_range
-    lo, hi = input_range(model)
-    return np.clip((x - lo) / np.where(hi > lo, hi - lo, 1), 0, 1)
-
-
 def _load_run(run_dir):
     from ..config import load_config
     from ..nn.model import Sequential
@@ -119,145 +105,87 @@ def _load_run(run_dir):
     return model, cfg, config_text, metrics
 
 
+class RunContext:
+    """What report figures draw from, loaded once: the run's files (``run_dir``, ``cfg``,
+    ``config_text``, ``metrics``, ``history``, ``dynamics`` or None), its model, its test set
+    ``ds`` with ``x`` (the test images in the model's input space), ``proba``
+    (model.probabilities), ``predicted``, ``classes``, ``cm`` (confusion matrix) and ``log``."""
+
+    def __init__(self, run_dir, log, data_dir=None):
+        from .. import data
+        from .figures import read_history
+        from .monitor import load_dynamics
+        self.run_dir, self.log, self._memo = run_dir, log, {}
+        self.model, self.cfg, self.config_text, self.metrics = _load_run(run_dir)
+        self.history = read_history(run_dir)
+        path = os.path.join(run_dir, "dynamics.npz")
+        self.dynamics = load_dynamics(path) if os.path.exists(path) else None
+        log("report: loading the test set")
+        self.ds = data.load_from_config(self.cfg["data"], data_dir)
+        model = self.model
+        if tuple(self.ds.input_shape) != tuple(model.input_shape):
+            raise GlyphnetError(f"{run_dir}: the model expects inputs of shape "
+                                f"{tuple(model.input_shape)} but its data set has "
+                                f"{tuple(self.ds.input_shape)}")
+        self.x = model.scaler.transform(self.ds.x_test) if model.scaler else self.ds.x_test
+        self.proba = model.probabilities(self.x)
+        self.predicted = self.proba.argmax(axis=1)
+        self.classes = model.class_names
+        self.cm = confusion_matrix(self.ds.y_test, self.predicted, len(self.classes))
+        self.is_conv = first_conv(model) is not None
+        y = self.ds.y_test
+        self.one_per_class = [int(np.flatnonzero(y == c)[0]) for c in range(len(self.classes))
+                              if np.any(y == c)][:MAX_ROWS]   # test images, one per class
+        self.row_titles = [self.classes[y[i]] for i in self.one_per_class]
+
+    def has_file(self, name):
+        return os.path.exists(os.path.join(self.run_dir, name))
+
+    def memo(self, key, compute):
+        """compute() once per report: for work a figure and its caption share."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+def _summary(page, ctx):
+    model = ctx.model
+    kind = ("convolutional" if ctx.is_conv else "sigmoid MLP" if is_sigmoid_net(model)
+            else "MLP")
+    page.section("Summary")
+    page.html(f"<p>{kind} with {model.count_params():,} parameters, data set "
+              f"{html.escape(ctx.ds.name)}: {len(ctx.ds.x_train)} training and {len(ctx.x)} "
+              f"test images of shape {tuple(ctx.ds.input_shape)}, {len(ctx.classes)} classes. "
+              f"Test accuracy recomputed now: {np.trace(ctx.cm) / max(len(ctx.x), 1):.4f}.</p>")
+    page.html(_table([ctx.metrics], list(ctx.metrics)))
+    page.html("<h3>Per epoch</h3>" + _table(ctx.history, ["epoch", "train_loss",
+                                                          "train_accuracy", "test_loss",
+                                                          "test_accuracy", "seconds"]))
+    page.html(f"<pre>{html.escape(model.summary())}</pre>")
+    page.section("Configuration")
+    page.html(f"<pre>{html.escape(ctx.config_text)}</pre>")
+
+
 def write_report(run_dir, log=None, data_dir=None):
-    """Write RUN_DIR/report.html and return its path. Progress goes to ``log`` (stderr lines
-    by default). Matplotlib is imported here, not when the command line starts."""
-    from .. import data
-    from . import explain
-    from . import figures as viz
+    """Write RUN_DIR/report.html and return its path: the summary and configuration, then
+    every registered figure (FIGURES) that applies to the run, section by section. Progress
+    goes to ``log`` (stderr lines by default). The command line imports this module (and so
+    matplotlib) only when it writes a report."""
     from ..fileio import write_atomic
-    from ..nn.layers import Softmax, softmax
-    from .monitor import load_dynamics
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     start = time.perf_counter()
     run_dir = os.fspath(run_dir)
-    model, cfg, config_text, metrics = _load_run(run_dir)
-    history = viz.read_history(run_dir)
-    dyn_path = os.path.join(run_dir, "dynamics.npz")
-    dynamics = load_dynamics(dyn_path) if os.path.exists(dyn_path) else None
-    log("report: loading the test set")
-    ds = data.load_from_config(cfg["data"], data_dir)
-    if tuple(ds.input_shape) != tuple(model.input_shape):
-        raise GlyphnetError(f"{run_dir}: the model expects inputs of shape "
-                            f"{tuple(model.input_shape)} but its data set has "
-                            f"{tuple(ds.input_shape)}")
-    x = model.scaler.transform(ds.x_test) if model.scaler else ds.x_test
-    out = model.predict_proba(x)
-    proba = out if isinstance(model.layers[-1], Softmax) else softmax(out)
-    predicted = proba.argmax(axis=1)
-    classes = viz.class_names(model)
-    cm = viz.confusion_matrix(ds.y_test, predicted, len(classes))
-    is_conv = viz.first_conv(model) is not None
-
+    ctx = RunContext(run_dir, log, data_dir)
     page = _Page(log)
-    page.section("Summary")
-    kind = "convolutional" if is_conv else "sigmoid MLP" if _is_sigmoid_net(model) else "MLP"
-    page.html(f"<p>{kind} with {model.count_params():,} parameters, data set "
-              f"{html.escape(ds.name)}: {len(ds.x_train)} training and {len(x)} test images "
-              f"of shape {tuple(ds.input_shape)}, {len(classes)} classes. Test accuracy "
-              f"recomputed now: {np.trace(cm) / max(len(x), 1):.4f}.</p>")
-    page.html(_table([metrics], list(metrics)))
-    page.html("<h3>Per epoch</h3>" + _table(history, ["epoch", "train_loss", "train_accuracy",
-                                                       "test_loss", "test_accuracy", "seconds"]))
-    page.html(f"<pre>{html.escape(model.summary())}</pre>")
-
-    page.section("Configuration")
-    page.html(f"<pre>{html.escape(config_text)}</pre>")
-
-    page.section("Learning curves")
-    page.figure("learning-curves", viz.learning_curves(history),
-                "Loss and accuracy on the training and test sets after each epoch (training "
-                "figures are averages over the epoch).")
-    if os.path.exists(os.path.join(run_dir, "batch_losses.csv")):
-        page.figure("batch-losses", viz.batch_losses(viz.read_batch_losses(run_dir)),
-                    "Training loss of every batch and its moving average.")
-
-    page.section("Weights")
-    initial = dynamics["initial"] if dynamics else None
-    page.figure("weight-histograms", viz.weight_histograms(model, initial),
-                "Distribution of each weight array after training"
-                + (", over its initial distribution (outline)." if initial else "."))
-    if _dense_first(model):
-        page.figure("first-layer-weights", viz.first_layer_weights(model),
-                    "First-layer weights drawn as images (blue negative, red positive, one "
-                    "scale for all tiles).")
-        weighted = [lay for lay in model.layers if lay.params]
-        if len(weighted) >= 2 and all(lay.kind == "dense" for lay in weighted):
-            page.figure("class-unit-weights", viz.class_unit_weights(model),
-                        "For each class, the input weights of the hidden unit most strongly "
-                        "connected to it.")
-    if is_conv:
-        filters = dynamics["filters"] if dynamics and dynamics["filters"] else model
-        if isinstance(filters, dict) and len(filters) > 5:
-            keys = list(filters)
-            pick = sorted({keys[round(k * (len(keys) - 1) / 4)] for k in range(5)})
-            filters = {k: filters[k] for k in pick}
-        page.figure("conv-filters", viz.conv_filters(filters),
-                    "Kernels of the first convolutional layer"
-                    + (" at initialisation and after some epochs." if isinstance(filters, dict)
-                       else "."))
-
-    if dynamics is not None and len(dynamics["steps"]):
-        page.section("Training dynamics")
-        page.figure("training-dynamics", viz.training_dynamics(dynamics),
-                    "Recorded every few steps while training (dynamics.npz).")
-        if len(dynamics["check_cost"]):
-            page.figure("gradient-angle", viz.gradient_angle(dynamics),
-                        "Gradient check in float64 on a few training images at steps 1, 8, 64, "
-                        "...: the angle between the finite-difference and the analytic gradient "
-                        "of each parameter array.")
-
-    one_per_class = [int(np.flatnonzero(ds.y_test == c)[0]) for c in range(len(classes))
-                     if np.any(ds.y_test == c)][:MAX_ROWS]
-    row_titles = [classes[ds.y_test[i]] for i in one_per_class]
-    if is_conv:
-        page.section("Inside the convolutional layers")
-        page.figure("feature-maps", viz.feature_maps(model, x[0]),
-                    f"Feature maps of the first test image (class {classes[ds.y_test[0]]}) "
-                    f"after each convolution and pooling stage.")
-        log("report: deconvolution")
-        proj = explain.deconvolution(model, x[one_per_class])
-        page.figure("deconvolution", viz.deconvolution_grid(proj, row_titles),
-                    "Deconvolution view: for one test image of each class, the activation map "
-                    "of each first-layer filter projected back onto the image.")
-
-    page.section("Results on the test set")
-    page.figure("confusion-matrix", viz.confusion(cm, classes),
-                f"Confusion matrix of the {len(x)} test images.")
-    page.figure("per-class-accuracy", viz.per_class_accuracy(cm, classes),
-                "Accuracy per true class.")
-    page.figure("misclassified", viz.misclassified(ds.x_test, ds.y_test, predicted, classes),
-                "Misclassified test images, in test-set order.")
-    page.figure("confident-mistakes",
-                viz.confident_mistakes(ds.x_test, ds.y_test, proba, classes),
-                "The mistakes made with the highest probability.")
-    page.figure("correct", viz.correct(ds.x_test, ds.y_test, predicted, classes),
-                "Correctly classified test images, in test-set order.")
-
-    page.section("What the network looks at and imagines")
-    sal = explain.saliency(model, x[one_per_class])
-    page.figure("saliency", viz.saliency_maps(ds.x_test[one_per_class], sal, row_titles),
-                "Input gradients of the predicted class score for one test image per class "
-                "(titled with the true class).")
-    log("report: activation maximisation")
-    targets = np.arange(len(classes))
-    dream, scores = explain.activation_maximisation(model, targets)
-    page.figure("activation-maximisation",
-                viz.image_grid(_to_unit(model, dream), classes,
-                               suptitle="activation maximisation: inputs that maximise each "
-                                        "class score"),
-                f"Gradient ascent on the input from a grey image ({len(scores) - 1} steps); the "
-                f"class scores rose from {scores[0].mean():.2f} to {scores[-1].mean():.2f} on "
-                f"average.")
-    if _is_sigmoid_net(model):
-        queries = np.stack([explain.backwards_query(model, c) for c in targets])
-        page.figure("backwards-query",
-                    viz.image_grid(_to_unit(model, queries), classes,
-                                   suptitle="backwards query: the image each class output asks "
-                                            "for"),
-                    "Backwards query of the sigmoid network (report 002): a one-hot target "
-                    "pushed back through the inverse sigmoid (logit) and the transposed weights.")
-
+    _summary(page, ctx)
+    sections = list(dict.fromkeys(entry.section for entry in FIGURES.values()))
+    for section in sections:
+        entries = [e for e in FIGURES.values() if e.section == section and e.applies(ctx)]
+        if entries:
+            page.section(section)
+        for entry in entries:
+            fig = entry.draw(ctx)
+            page.figure(entry.id, fig, entry.caption_for(ctx))
     path = os.path.join(run_dir, "report.html")
     write_atomic(path, page.render(f"glyphnet run {os.path.basename(os.path.abspath(run_dir))}"))
     log(f"report: done in {time.perf_counter() - start:.1f}s")
