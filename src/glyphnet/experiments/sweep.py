@@ -1,183 +1,166 @@
-"""Experiments: a declarative TOML file that varies a base config over a grid or a list of
-runs, trains every run (in parallel processes) and tabulates the results.
-
-    name = "learning-rate"
-    base = "../arch_b.toml"            # relative to this file
-    jobs = 2                           # parallel processes (each uses one BLAS thread)
-    [set]                              # applied to every run
-    "training.epochs" = 20
-    [grid]                             # every combination
-    "optimizer.lr" = [0.1, 0.01, 0.001]
-    "training.shuffle" = [true, false]
-    [[runs]]                           # or named runs (combined with the grid if both exist)
-    name = "tanh"
-    "model.layers[1]" = {type = "tanh", slope = 0.5}
-    reported = 0.948                   # the number the original experiment got, for comparison
-
-Keys are dotted paths into the config; "[i]" indexes a list (model.layers[1].slope).
-"""
-import copy
-import csv
-import io
-import itertools
+"""Running an experiment: plan it, keep the runs an earlier execution into the same folder
+finished with the same config, train the others on a backend while printing progress lines, and
+write the results tables (also when interrupted, with the runs still missing marked so)."""
 import json
 import os
-import re
-import tomllib
+import time
 
-from ..config import read_toml, resolve, set_path
-from ..errors import ConfigError, GlyphnetError, TrainingDiverged
-
-TOP_KEYS = {"name", "description", "base", "jobs", "set", "grid", "runs"}
-
-
-def _label(value):
-    if isinstance(value, dict):
-        return value.get("type", "table")
-    return str(value)
+from ..fileio import write_atomic
+from .rundirs import Job, can_resume, read_files, read_metrics, remove, state
+from .tables import csv_text, markdown, run_row, summarize
+from .backends import LocalBackend
+from .plan import load_experiment
 
 
-def parse_assignment(text):
-    """'training.epochs=20' -> ("training.epochs", 20); the value is read as TOML (strings
-    may be left unquoted)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise GlyphnetError(f"--set {text!r}: expected KEY=VALUE, e.g. training.epochs=20")
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Progress:
+    """Printed progress lines (not a terminal bar): runs done / total, the running runs'
+    epochs and an estimate of the time left from the epochs completed so far per second.
+    A line is printed when a run ends and, while runs go on, at most every ``every`` seconds."""
+
+    def __init__(self, jobs, total, kept, log, every=30.0, clock=time.monotonic):
+        self.epochs = {j.name: j.cfg["training"]["epochs"] for j in jobs}
+        self.completed = {}
+        self.finished = set()
+        self.total, self.kept, self.log, self.every, self.clock = total, kept, log, every, clock
+        self.start = self.last = clock()
+
+    def on_epoch(self, name, epochs):
+        if name in self.finished:
+            return
+        self.completed[name] = epochs
+        if self.clock() - self.last >= self.every:
+            self.print()
+
+    def on_done(self, name, summary):
+        self.finished.add(name)
+        self.completed[name] = self.epochs[name]
+        self.log(f"  {name}: {summary}")
+        self.print()
+
+    def line(self):
+        done = self.kept + len(self.finished)
+        text = f"progress: {done}/{self.total} runs done"
+        running = [f"{n} {e}/{self.epochs[n]}" for n, e in self.completed.items()
+                   if n not in self.finished]
+        if running:
+            text += f"; epochs of running runs: {', '.join(running)}"
+        total = sum(self.epochs.values())
+        completed = sum(self.completed.values())
+        elapsed = self.clock() - self.start
+        if completed >= total:
+            return text
+        if completed and elapsed > 0:
+            text += f"; about {_duration((total - completed) * elapsed / completed)} left"
+        else:
+            text += "; time left not known yet"
+        return text
+
+    def print(self):
+        self.last = self.clock()
+        self.log(self.line())
+
+
+def _summary(outcome, metrics):
+    if outcome["status"] == "failed":
+        return f"failed: {outcome['error']}"
+    text = f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['seconds']:.0f}s)"
+    return text + (" (diverged)" if outcome["status"] == "diverged" else "")
+
+
+def _history(run_dir):
     try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()
-    return key.strip(), parsed
+        with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
-def load_experiment(path, extra=None):
-    """Parse and validate an experiment file; returns (spec, [(run name, resolved config,
-    reported or None)]). ``extra`` maps dotted keys to values applied to every run last.
-    Every run's config is validated before anything trains."""
-    spec = read_toml(path, "experiment file")
-    problems = [f"{k}: unknown key (expected one of {', '.join(sorted(TOP_KEYS))})"
-                for k in spec if k not in TOP_KEYS]
-    base = {}
-    if "base" in spec:
-        base_path = os.path.join(os.path.dirname(os.path.abspath(path)), str(spec["base"]))
-        try:
-            base = read_toml(base_path, "base config")
-        except GlyphnetError as exc:
-            problems.append(f"base: {exc}")
-    jobs = spec.get("jobs", 1)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        problems.append(f"jobs: expected a positive integer, got {jobs!r}")
-    grid = spec.get("grid", {})
-    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        problems.append("grid: expected a table of non-empty lists")
-        grid = {}
-    runs = spec.get("runs", [{}] if "runs" not in spec else [])
-    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
-        problems.append("runs: expected an array of tables ([[runs]])")
-        runs = []
-
-    planned = []
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    for r_index, run in enumerate(runs):
-        run = dict(run)
-        run_name = str(run.pop("name", f"run{r_index}" if len(runs) > 1 else ""))
-        reported = run.pop("reported", None)
-        for combo in combos:
-            cfg = copy.deepcopy(base)
-            name = "-".join([run_name] * bool(run_name) +
-                            [f"{k.split('.')[-1]}={_label(v)}" for k, v in combo.items()]) or "run"
-            name = re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
-            for source in (spec.get("set", {}), run, combo, extra or {}):
-                for key, value in source.items():
-                    try:
-                        set_path(cfg, key, value)
-                    except ValueError as exc:
-                        problems.append(f"{name}: {exc}")
-            try:
-                planned.append((name, resolve(cfg, f"{path} [{name}]"), reported))
-            except ConfigError as exc:
-                problems.extend(f"{name}: {p}" for p in exc.problems)
-    names = [n for n, _, _ in planned]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        problems.append(f"runs: names must be unique, repeated: {', '.join(duplicates)}")
-    if problems:
-        raise ConfigError(problems, path)
-    return spec, planned
+def _previous_rows(out_dir):
+    """The rows of an earlier results.json in out_dir by run name (for kept runs' nodes)."""
+    try:
+        with open(os.path.join(out_dir, "results.json"), encoding="utf-8") as f:
+            return {r["run"]: r for r in json.load(f)["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
-def _run_one(job):
-    """Train one run in a worker process (one BLAS thread, since the runs share the cores)."""
-    name, cfg, out_dir, threads = job
-    from threadpoolctl import threadpool_limits
+def run_experiment(path, out_dir, jobs=None, extra=None, log=print, backend=None,
+                   progress_every=30.0):
+    """Train every run of the experiment at ``path`` into out_dir/<run>/ on ``backend``
+    (default: local processes, ``jobs`` at a time, else the file's jobs) and write
+    out_dir/results.json, results.csv and results.md. Runs that an earlier execution into
+    out_dir finished with the same resolved config are kept; interrupted ones are resumed when
+    runs.resume exists, else retrained. Returns the results (as in results.json)."""
+    spec, plan = load_experiment(path, extra)
+    backend = backend or LocalBackend(jobs or spec.get("jobs", 1))
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    previous = _previous_rows(out_dir)
+    outcomes, todo = {}, []
+    for run in plan:
+        run_dir = os.path.join(out_dir, run.name)
+        st = state(run_dir, run.cfg)
+        if st == "finished":
+            metrics = read_metrics(run_dir)
+            old = previous.get(run.name, {})
+            outcomes[run.name] = {"status": "diverged" if "diverged" in metrics else "done",
+                                  "error": metrics.get("diverged"), "node": old.get("node"),
+                                  "hostname": old.get("hostname")}
+            continue
+        resume = st == "resumable" and can_resume()
+        if st != "new" and not resume:
+            remove(run_dir)
+        files = read_files(run_dir) if resume and backend.name != "local" else {}
+        todo.append(Job(run.name, run.cfg, run_dir, resume, files))
+    kept = len(plan) - len(todo)
+    log(f"experiment {spec.get('name', os.path.basename(path))}: {len(plan)} run(s), "
+        f"{kept} kept from an earlier execution, {len(todo)} to train on the {backend.name} "
+        f"backend" + (f" ({sum(j.resume for j in todo)} resumed)" if any(
+            j.resume for j in todo) else ""))
+    progress = Progress(todo, len(plan), kept, log, progress_every)
 
-    from ..runs import train
-    with threadpool_limits(threads):
-        try:
-            metrics = train(cfg, out_dir, verbose=False)
-        except TrainingDiverged as exc:
-            return name, {"diverged": str(exc)}
-    return name, metrics
+    def on_done(job, outcome):
+        metrics = read_metrics(job.run_dir)
+        if metrics is None and outcome["status"] != "failed":
+            outcome = {**outcome, "status": "failed", "error": "the run wrote no metrics.json"}
+        outcomes[job.name] = outcome
+        progress.on_done(job.name, _summary(outcome, metrics))
+
+    try:
+        backend.run(todo, progress.on_epoch, on_done)
+    except KeyboardInterrupt:
+        missing = len(plan) - len(outcomes)
+        log(f"interrupted: {len(outcomes)} run(s) kept in {out_dir}; run the same command "
+            f"again to train the {missing} missing")
+        raise
+    finally:
+        results = _write_results(spec, plan, outcomes, out_dir, path)
+    return results
 
 
-def run_experiment(path, out_dir, jobs=None, extra=None, log=print):
-    """Train every run of the experiment at ``path`` into out_dir/<run name>/ and write
-    out_dir/results.csv and results.md. Returns the list of result rows."""
-    spec, planned = load_experiment(path, extra)
-    jobs = jobs or spec.get("jobs", 1)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    work = [(name, cfg, os.path.join(out_dir, name), threads) for name, cfg, _ in planned]
-    reported = {name: rep for name, _, rep in planned}
-    log(f"experiment {spec.get('name', os.path.basename(path))}: {len(work)} run(s), "
-        f"{jobs} in parallel")
-    results = {}
-    if jobs == 1:
-        for job in work:
-            name, metrics = _run_one(job)
-            results[name] = metrics
-            log(f"  {name}: {_summary(metrics)}")
-    else:
-        import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for name, metrics in pool.imap_unordered(_run_one, work):
-                results[name] = metrics
-                log(f"  {name}: {_summary(metrics)}")
+def _write_results(spec, plan, outcomes, out_dir, path):
     rows = []
-    for name, _, _ in planned:
-        m = results[name]
-        rows.append({"run": name, "test_accuracy": m.get("test_accuracy"),
-                     "train_accuracy": m.get("train_accuracy"), "test_loss": m.get("test_loss"),
-                     "epochs": m.get("epochs"), "seconds": m.get("seconds"),
-                     "reported": reported[name], "diverged": m.get("diverged", "")})
-    from ..fileio import write_atomic
-    write_atomic(os.path.join(out_dir, "results.csv"), _csv(rows))
-    write_atomic(os.path.join(out_dir, "results.md"), markdown_table(rows))
-    write_atomic(os.path.join(out_dir, "results.json"), json.dumps(rows, indent=2) + "\n")
-    return rows
-
-
-def _summary(m):
-    if "diverged" in m and "test_accuracy" not in m:
-        return "diverged"
-    return f"test accuracy {m['test_accuracy']:.4f} ({m['seconds']:.0f}s)"
-
-
-def _csv(rows):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["run"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def markdown_table(rows):
-    def pct(v):
-        return "" if v is None else f"{100 * v:.2f}%"
-    lines = ["| run | test accuracy | train accuracy | reported | epochs | seconds |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        note = " (diverged)" if r["diverged"] else ""
-        lines.append(f"| {r['run']}{note} | {pct(r['test_accuracy'])} | "
-                     f"{pct(r['train_accuracy'])} | {pct(r['reported'])} | {r['epochs'] or ''} | "
-                     f"{'' if r['seconds'] is None else round(r['seconds'])} |")
-    return "\n".join(lines) + "\n"
+    for run in plan:
+        outcome = outcomes.get(run.name, {"status": "missing", "error": None})
+        run_dir = os.path.join(out_dir, run.name)
+        trained = outcome["status"] in ("done", "diverged")
+        rows.append(run_row(
+            run, outcome["status"], read_metrics(run_dir) if trained else None,
+            _history(run_dir) if trained else "", outcome["error"], outcome.get("node"),
+            outcome.get("hostname")))
+    summary = summarize(plan, rows)
+    results = {"experiment": spec.get("name", os.path.basename(path)), "runs": rows,
+               "summary": summary}
+    write_atomic(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2) + "\n")
+    write_atomic(os.path.join(out_dir, "results.csv"), csv_text(summary))
+    write_atomic(os.path.join(out_dir, "results.md"), markdown(summary))
+    return results
