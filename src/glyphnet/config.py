@@ -26,6 +26,7 @@ DEFAULTS = {
     "training": {
         "epochs": 10, "batch_size": 128, "shuffle": True, "loss": "cross_entropy",
         "targets": [0.0, 1.0], "l1": 0.0, "l2": 0.0, "shrink": 0.0, "lr_decay": 1.0,
+        "tensorboard": False,
     },
     "optimizer": {"type": "adam"},
     "augment": {},

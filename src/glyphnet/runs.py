@@ -34,6 +34,11 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
             f"{tuple(ds.input_shape)}, {ds.num_classes} classes")
         log(f"model: {len(model.layers)} layers, {model.count_params():,} parameters")
     t = cfg["training"]
+    tensorboard = None
+    if t["tensorboard"]:
+        from .interop.tensorboard import TensorBoard
+        tensorboard = TensorBoard(os.path.join(out_dir, "tensorboard"))
+        callbacks = [*callbacks, tensorboard]
     os.makedirs(out_dir, exist_ok=True)
     write_atomic(os.path.join(out_dir, "config.toml"), configuration.dumps(cfg))
     steps = -(-len(x_train) // (t["batch_size"] or len(x_train))) * t["epochs"]
@@ -54,6 +59,8 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
     except TrainingDiverged as exc:
         error, history = exc, exc.history
     monitor.detach(model)
+    if tensorboard is not None:
+        tensorboard.close()
     seconds = time.perf_counter() - start
     final_train = model.evaluate(x_train, ds.y_train)
     final_test = model.evaluate(x_test, ds.y_test)

@@ -15,6 +15,8 @@ def add_parser(sub):
     p.add_argument("--seed", type=non_negative_int, help="override the seed")
     add_data_dir(p)
     p.add_argument("--report", action="store_true", help="write RUN_DIR/report.html at the end")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard event files in RUN_DIR/tensorboard/")
     return p
 
 
@@ -30,6 +32,8 @@ def run(args):
         overrides["training.epochs"] = args.epochs
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.tensorboard:
+        overrides["training.tensorboard"] = True
     cfg = load_config(args.config, overrides)
     out = args.out or os.path.join(
         "runs", f"{_stem(args.config)}-{time.strftime('%Y%m%d-%H%M%S')}")
