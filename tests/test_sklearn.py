@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import FunctionTransformer, StandardScaler  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from glyphnet.sklearn import GlyphnetClassifier  # noqa: E402
@@ -86,7 +86,8 @@ def test_pipeline_and_grid_search(digits):
 def test_config_path_and_dict(digits):
     x, y, xt, yt = digits
     path = os.path.join(CONFIGS, "arch_b.toml")    # tanh outputs, sum of squares, SGD
-    clf = GlyphnetClassifier(layers=path, epochs=2, batch_size=16, lr=0.05, input_shape=(28, 28, 1))
+    clf = GlyphnetClassifier(layers=path, epochs=2, batch_size=16, lr=0.05,
+                             input_shape=(28, 28, 1))
     clf.fit(x, y % 3)                              # 3 classes: the last dense layer follows
     model = clf.model_
     assert model.output_shape == (3,) and model.loss.kind == "mse"
