@@ -96,6 +96,13 @@ def test_config_path_and_dict(digits):
     assert clf.score(xt, yt % 3) > 0.5
     as_dict = GlyphnetClassifier(layers={"model": {"layers": MLP}}, epochs=1).fit(x, y)
     assert as_dict.model_.output_shape == (10,) and as_dict.model_.scaler.mode == "unit"
+    # The config's augmentation is used: the same seed trains differently without it.
+    shifted = {"model": {"layers": MLP}, "augment": {"shift": 2}}
+    with pytest.raises(ValueError, match="input_shape"):
+        GlyphnetClassifier(layers=shifted, epochs=1).fit(x, y)
+    augmented = GlyphnetClassifier(layers=shifted, epochs=1, input_shape=(28, 28, 1)).fit(x, y)
+    plain = GlyphnetClassifier(layers=MLP, epochs=1, input_shape=(28, 28, 1)).fit(x, y)
+    assert not np.allclose(augmented.predict_proba(xt), plain.predict_proba(xt))
 
 
 def test_params_clone_and_pickle(digits):

@@ -15,6 +15,7 @@ except ImportError:
                       "'glyphnet[sklearn]'") from None
 
 from .. import config as configuration
+from ..data import augment as augmentation
 from ..errors import ConfigError
 from ..nn.conv import ConvLayer, Pool2D
 from ..nn.layers import LAYERS
@@ -23,7 +24,7 @@ from ..nn.layers import LAYERS
 class _Data:
     """What build_model reads from a data set: the input shape and the classes."""
 
-    name = "the estimator's"
+    name = "y"
 
     def __init__(self, input_shape, classes):
         self.input_shape, self.classes = input_shape, [str(c) for c in classes]
@@ -37,7 +38,7 @@ class GlyphnetClassifier(ClassifierMixin, BaseEstimator):
         layer tables as in a config's ``model.layers`` (e.g. ``[{"type": "dense", "units": 64},
         {"type": "relu"}, {"type": "dense", "units": 10}, {"type": "softmax"}]``), or a whole
         config, as a TOML path or a dict, whose layers, loss, optimiser, penalties, learning-rate
-        decay and ``data.scale`` are used. The last dense layer gets one unit per class, so a
+        decay, augmentation and ``data.scale`` are used. The last dense layer gets one unit per class, so a
         config written for MNIST's 10 digits fits any labels.
     epochs, batch_size: as in ``[training]`` (batch_size 0 trains full batch).
     optimizer: "adam", "sgd", "momentum"... (None: the config's, else Adam); lr: its learning
@@ -112,9 +113,9 @@ class GlyphnetClassifier(ClassifierMixin, BaseEstimator):
         return model, cfg
 
     def _inputs(self, X, y=None, reset=False):
-        """(X, y, whether X was flat) validated, X as float32 samples of one shape: (n, height, width) gains a
-        channel axis and ``input_shape`` reshapes flat samples. ``n_features_in_`` counts the
-        values of one sample."""
+        """(X, y, whether X was flat), validated; X as float32 samples of one shape:
+        (n, height, width) gains a channel axis and ``input_shape`` reshapes flat samples.
+        ``n_features_in_`` counts the values of one sample."""
         X = check_array(X, allow_nd=True, dtype=np.float32)
         was_flat = X.ndim == 2
         shape = X.shape[1:] + ((1,) if X.ndim == 3 else ())
@@ -138,11 +139,15 @@ class GlyphnetClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)
         model, cfg = self._build(X.shape[1:], len(self.classes_), flat)
+        augment = augmentation.from_config(cfg["augment"])
+        if augment is not None and X.ndim != 4:
+            raise ValueError("the config's [augment] section distorts images, but X holds flat "
+                             "samples: pass input_shape, e.g. input_shape=(28, 28, 1)")
         model.scaler.fit(X)
         t = cfg["training"]
         self.history_ = model.fit(model.scaler.transform(X), labels, epochs=t["epochs"],
                                   batch_size=t["batch_size"], shuffle=t["shuffle"],
-                                  seed=cfg["seed"], lr_decay=t["lr_decay"],
+                                  seed=cfg["seed"], lr_decay=t["lr_decay"], augment=augment,
                                   verbose=bool(self.verbose))
         self.model_ = model
         return self
