@@ -38,8 +38,8 @@ class GlyphnetClassifier(ClassifierMixin, BaseEstimator):
         layer tables as in a config's ``model.layers`` (e.g. ``[{"type": "dense", "units": 64},
         {"type": "relu"}, {"type": "dense", "units": 10}, {"type": "softmax"}]``), or a whole
         config, as a TOML path or a dict, whose layers, loss, optimiser, penalties, learning-rate
-        decay, augmentation and ``data.scale`` are used. The last dense layer gets one unit per class, so a
-        config written for MNIST's 10 digits fits any labels.
+        decay, augmentation and ``data.scale`` are used. The last dense layer gets one unit per
+        class, so a config written for MNIST's 10 digits fits any labels.
     epochs, batch_size: as in ``[training]`` (batch_size 0 trains full batch).
     optimizer: "adam", "sgd", "momentum"... (None: the config's, else Adam); lr: its learning
         rate (None: the config's, else the optimiser's default).
