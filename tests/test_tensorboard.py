@@ -11,7 +11,8 @@ event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.ev
 
 from glyphnet.cli import main  # noqa: E402
 from glyphnet.errors import GlyphnetError  # noqa: E402
-from glyphnet.interop.tensorboard import TensorBoard, _as_pictures, first_layer_filters  # noqa: E402
+from glyphnet.interop.tensorboard import (TensorBoard, _as_pictures,  # noqa: E402
+                                          first_layer_filters)
 from glyphnet.nn import Conv2D, Dense, ReLU, Sequential  # noqa: E402
 
 CONFIG = """
