@@ -23,7 +23,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import glyphnet as g
-from glyphnet.layers import Dense, ReLU, Softmax
+from glyphnet import Dense, ReLU, Softmax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128

@@ -1,0 +1,198 @@
+"""The array backend: every CPU-specific trick of the layers and optimisers, behind small
+functions.
+
+The layers write their maths with NumPy (``xp``) and call this module for everything that is
+about making it fast on a CPU: how many BLAS threads a product gets, splitting element-wise work
+over two threads (NumPy releases the GIL inside its loops, so two threads use two cores),
+flushing subnormal floats, stride-trick windows, the strided scatter-adds of col2im and buffers
+reused from call to call. Another array library (CuPy, say) would mean one module with these
+functions for its arrays and the few call sites that pick it.
+"""
+import contextlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy
+from numpy.lib.stride_tricks import as_strided
+from threadpoolctl import threadpool_limits
+
+xp = numpy                  # the array module the layers compute with
+
+SPLIT_SIZE = 32768          # arrays with at least twice this many entries are split
+_pool = None
+
+
+# ------------------------------------------------------------------------------ threads
+_load = [-1.0, 0.0]         # [time read, whether the cores were busy then]
+
+
+def cores_busy():
+    """Whether other processes keep the cores busy: the 1-minute load average (this process
+    included) above the number of cores plus half a core, read at most once a second.
+
+    A computation split over two threads waits for the slower one; when other processes
+    share the cores, that is often one the scheduler has set aside for a whole time slice
+    (milliseconds), so a split costs more than it saves and one thread is faster.
+    """
+    now = time.monotonic()
+    if now - _load[0] > 1.0:
+        _load[:] = now, os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5
+    return _load[1]
+
+
+def blas_threads_for(batch_size):
+    """A context for training on batches of ``batch_size``: one BLAS thread for small batches,
+    whose matrix-vector products one thread runs faster than two that wait for each other,
+    and for every batch while other processes keep the cores busy (cores_busy)."""
+    one = (batch_size and batch_size < 16) or cores_busy()
+    return threadpool_limits(1) if one else contextlib.nullcontext()
+
+
+def _split_worth_it(size):
+    """Element-wise work on ``size`` entries goes to two threads: large, two cores, idle."""
+    return size >= 2 * SPLIT_SIZE and (os.cpu_count() or 1) >= 2 and not cores_busy()
+
+
+def _helper():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="glyphnet-backend")
+    return _pool
+
+
+def _forget_pool():
+    """A forked child has no helper thread: start a new pool there when needed."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _run_split(mine, theirs):
+    """Run the callables ``theirs`` on the helper thread (under the caller's NumPy error
+    state, which is thread-local) while this thread runs ``mine``."""
+    errors = xp.geterr()
+
+    def their_part():
+        with xp.errstate(**errors):
+            for call in theirs:
+                call()
+
+    job = _helper().submit(their_part) if theirs else None
+    try:
+        for call in mine:
+            call()
+    finally:
+        if job is not None:
+            job.result()
+
+
+def in_two_threads(update, groups, *args):
+    """Call update(*group, *args) for each group of same-shaped arrays, the large ones split
+    into two flat halves with one half done on a helper thread. Element-wise updates give
+    bit-identical results however the arrays are split."""
+    mine, theirs = [], []
+    for group in groups:
+        half = group[0].size // 2
+        if not _split_worth_it(group[0].size) or not all(a.flags.c_contiguous for a in group):
+            mine.append(lambda group=group: update(*group, *args))
+            continue
+        flat = [a.reshape(-1) for a in group]   # views of contiguous arrays
+        theirs.append(lambda flat=flat, half=half: update(*(a[:half] for a in flat), *args))
+        mine.append(lambda flat=flat, half=half: update(*(a[half:] for a in flat), *args))
+    _run_split(mine, theirs)
+
+
+def on_halves(fn, *arrays, axis=0):
+    """fn(*parts) on the two halves of ``arrays`` along ``axis`` (the batch axis; one per
+    array when a tuple), one half on the helper thread; a single call for small arrays.
+    ``fn`` must treat the samples independently and write only into the arrays it is given;
+    then the result is exactly that of fn(*arrays)."""
+    axes = axis if isinstance(axis, tuple) else (axis,) * len(arrays)
+    n = arrays[0].shape[axes[0]]
+    if n < 2 or not _split_worth_it(arrays[0].size):
+        fn(*arrays)
+        return
+    h = n // 2
+
+    def part(half):
+        return [a[(slice(None),) * ax + (half,)] for a, ax in zip(arrays, axes)]
+    first, second = part(slice(None, h)), part(slice(h, None))
+    _run_split([lambda: fn(*second)], [lambda: fn(*first)])
+
+
+def flush_subnormal(a, scratch):
+    """Zero entries with |a| < 1e-30. Values that decay into subnormal floats (Adam's moments
+    of rarely active weights) make every later float32 operation on them many times slower."""
+    xp.abs(a, out=scratch)
+    a[scratch < 1e-30] = 0
+
+
+# ------------------------------------------------------------------------------ windows
+def windows(padded, kh, kw, stride):
+    """Every KHxKW receptive field of the padded images (N, Hp, Wp, C), as a read-only view
+    of shape (N, OH, OW, KH, KW, C); no data is copied."""
+    n, hp, wp, c = padded.shape
+    oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    sn, sh, sw, sc = padded.strides
+    return as_strided(padded, (n, oh, ow, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc),
+                      writeable=False)
+
+
+def offset(i, j, oh, ow, stride):
+    """Index of the input positions that kernel offset (i, j) touches, for all outputs."""
+    return (slice(None), slice(i, i + stride * (oh - 1) + 1, stride),
+            slice(j, j + stride * (ow - 1) + 1, stride))
+
+
+def copy(dst, src, axis=0):
+    """dst[...] = src, the samples (along ``axis``) split over two threads."""
+    on_halves(xp.copyto, dst, src, axis=axis)
+
+
+def col2im(dcols, dxp, stride):
+    """dxp[n, p*s + i, q*s + j, c] += dcols[n, p, q, i, j, c] for every kernel offset (i, j):
+    each receptive field's gradient added back where it was read; the batch over two threads."""
+    _, oh, ow, kh, kw, _ = dcols.shape
+
+    def add(dcols, dxp):
+        for i in range(kh):
+            for j in range(kw):
+                dxp[offset(i, j, oh, ow, stride)] += dcols[:, :, :, i, j]
+    on_halves(add, dcols, dxp)
+
+
+def col2im_transposed(dcols_t, dxp, stride):
+    """col2im for dL/dcols stored transposed, (KH, KW, C, N, OH, OW): each (offset, channel)
+    row is contiguous. dxp[n, p*s + i, q*s + j, c] += dcols_t[i, j, c, n, p, q]."""
+    kh, kw, c, _, oh, ow = dcols_t.shape
+
+    def add(dcols_t, dxp):
+        for i in range(kh):
+            for j in range(kw):
+                for ch in range(c):
+                    dxp[offset(i, j, oh, ow, stride) + (ch,)] += dcols_t[i, j, ch]
+    on_halves(add, dcols_t, dxp, axis=(3, 0))
+
+
+# ------------------------------------------------------------------------------ buffers
+class Buffers:
+    """Arrays reused from call to call: large fresh allocations cost page faults every time."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, name, shape, dtype, zeros=False):
+        """An array of ``shape``: uninitialised (the front of a big enough earlier one), or
+        with ``zeros`` one that was zero when made, only ever reused at the same shape."""
+        a = self.arrays.get(name)
+        size = int(numpy.prod(shape))
+        if zeros:
+            if a is None or a.shape != shape or a.dtype != dtype:
+                a = self.arrays[name] = xp.zeros(shape, dtype)
+            return a
+        if a is None or a.size < size or a.dtype != dtype:
+            a = self.arrays[name] = xp.empty(size, dtype)
+        return a[:size].reshape(shape)

@@ -1,0 +1,173 @@
+"""The CPU backend: its tricks give exactly what the plain computation gives, and the layers
+that split their work over two threads give bit-identical outputs and gradients either way
+(on real MNIST images, whose flat background makes max-pool windows tie)."""
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import glyphnet as g
+from glyphnet.nn import backend
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Split everything that can be split, however small and however busy the machine."""
+    monkeypatch.setattr(backend, "cores_busy", lambda: False)
+    monkeypatch.setattr(backend, "SPLIT_SIZE", 8)
+
+
+def test_on_halves_runs_one_half_on_the_helper_thread(split):
+    x = np.arange(40.0).reshape(10, 4)
+    y = np.empty_like(x)
+    seen = []
+
+    def double(a, out):
+        seen.append((threading.get_ident(), len(a)))
+        np.multiply(a, 2, out=out)
+
+    backend.on_halves(double, x, y)
+    np.testing.assert_array_equal(y, 2 * x)
+    assert sorted(n for _, n in seen) == [5, 5]
+    assert len({ident for ident, _ in seen}) == 2
+
+
+def test_on_halves_stays_on_one_thread_when_the_cores_are_busy(monkeypatch):
+    monkeypatch.setattr(backend, "SPLIT_SIZE", 8)
+    monkeypatch.setattr(backend, "cores_busy", lambda: True)
+    seen = []
+    backend.on_halves(lambda a: seen.append(len(a)), np.zeros((10, 4)))
+    assert seen == [10]
+
+
+def test_on_halves_splits_each_array_along_its_own_axis(split):
+    a = np.arange(2 * 3 * 6.0).reshape(2, 3, 6)        # batch along axis 2
+    b = np.zeros((6, 2, 3))                             # batch along axis 0
+    backend.on_halves(lambda a, b: np.copyto(b, a.transpose(2, 0, 1)), a, b, axis=(2, 0))
+    np.testing.assert_array_equal(b, a.transpose(2, 0, 1))
+
+
+def test_helper_thread_errors_reach_the_caller(split):
+    def fail(a):
+        if a[0] == 0:
+            raise RuntimeError("first half")
+
+    with pytest.raises(RuntimeError, match="first half"):
+        backend.on_halves(fail, np.arange(20))
+
+
+def _col2im_loops(dcols, dxp, stride):
+    n, oh, ow, kh, kw, c = dcols.shape
+    for p in range(oh):
+        for q in range(ow):
+            dxp[:, p * stride:p * stride + kh, q * stride:q * stride + kw] += dcols[:, p, q]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_col2im_both_layouts_match_plain_loops(split, rng, stride):
+    n, oh, ow, kh, kw, c = 5, 4, 3, 3, 2, 3
+    dcols = rng.standard_normal((n, oh, ow, kh, kw, c))
+    shape = (n, (oh - 1) * stride + kh, (ow - 1) * stride + kw, c)
+    expected = np.zeros(shape)
+    _col2im_loops(dcols, expected, stride)
+    got = np.zeros(shape)
+    backend.col2im(dcols, got, stride)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    got_t = np.zeros(shape)
+    backend.col2im_transposed(np.ascontiguousarray(dcols.transpose(3, 4, 5, 0, 1, 2)), got_t,
+                              stride)
+    np.testing.assert_allclose(got_t, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_windows_are_the_receptive_fields(rng):
+    xp = rng.standard_normal((2, 7, 6, 3))
+    win = backend.windows(xp, 3, 2, 2)
+    assert win.shape == (2, 3, 3, 3, 2, 3) and not win.flags.writeable
+    for p in range(3):
+        for q in range(3):
+            np.testing.assert_array_equal(win[:, p, q], xp[:, 2 * p:2 * p + 3, 2 * q:2 * q + 2])
+
+
+def test_flush_subnormal_zeroes_only_tiny_values():
+    a = np.array([1e-38, -1e-31, 1e-29, -0.5, 0.0], np.float32)
+    backend.flush_subnormal(a, np.empty_like(a))
+    np.testing.assert_array_equal(a, np.array([0, 0, 1e-29, -0.5, 0], np.float32))
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_blas_threads_for_small_batches_and_busy_cores(monkeypatch):
+    monkeypatch.setattr(backend, "cores_busy", lambda: False)
+    before = _blas_threads()
+    with backend.blas_threads_for(8):
+        assert set(_blas_threads()) == {1}
+    with backend.blas_threads_for(128):
+        assert _blas_threads() == before
+    monkeypatch.setattr(backend, "cores_busy", lambda: True)
+    with backend.blas_threads_for(128):
+        assert set(_blas_threads()) == {1}
+    assert _blas_threads() == before
+
+
+def test_buffers_reuse_their_memory():
+    buffers = backend.Buffers()
+    a = buffers.get("x", (4, 5), np.float32)
+    b = buffers.get("x", (2, 5), np.float32)           # the front of the earlier one
+    assert np.shares_memory(a, b) and b.shape == (2, 5)
+    z = buffers.get("z", (3, 3), np.float32, zeros=True)
+    assert not z.any() and buffers.get("z", (3, 3), np.float32, zeros=True) is z
+    assert buffers.get("x", (4, 5), np.float64).dtype == np.float64
+
+
+# ------------------------------------------------------------------------------ layers
+def _run(layers, x, dy_seed=0):
+    """Outputs, dL/dx and every parameter gradient of a stack of layers in training."""
+    out = x
+    for layer in layers:
+        out = layer.forward(out, True)
+    dy = np.random.default_rng(dy_seed).standard_normal(out.shape).astype(x.dtype)
+    d = dy
+    for layer in reversed(layers):
+        d = layer.backward(d)
+    grads = [gr.copy() for layer in layers for gr in layer.grads.values()]
+    return out, d, grads
+
+
+def _stack(kind, dtype):
+    if kind == "lenet":
+        layers = [g.Conv2D(8, 5), g.ReLU(), g.MaxPool2D(2), g.BatchNorm(), g.Conv2D(12, 3),
+                  g.ReLU(), g.MaxPool2D(2), g.Dense(10)]
+    else:       # padding and bias, 'same' and odd pooled sizes
+        layers = [g.Conv2D(4, 3, padding="same"), g.MaxPool2D(2), g.BatchNorm(), g.ReLU(),
+                  g.Conv2D(9, 2, stride=2, bias=False), g.MaxPool2D(2), g.ReLU()]
+    model = g.Sequential(layers, input_shape=(28, 28, 1), seed=3)
+    return model.astype(dtype).layers
+
+
+@pytest.mark.parametrize("kind", ["lenet", "padded"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_split_over_threads_match_the_plain_path_on_mnist(mnist, monkeypatch, kind,
+                                                                 dtype):
+    x = mnist.x_train[:16].astype(dtype)
+    monkeypatch.setattr(backend, "cores_busy", lambda: False)
+    monkeypatch.setattr(backend, "SPLIT_SIZE", 10**12)
+    plain = _run(_stack(kind, dtype), x)
+    monkeypatch.setattr(backend, "SPLIT_SIZE", 8)
+    split = _run(_stack(kind, dtype), x)
+    for a, b in zip(plain[:2] + tuple(plain[2]), split[:2] + tuple(split[2])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_split_max_pool_sends_tied_windows_gradient_to_the_first_position(mnist, split):
+    x = mnist.x_train[:10].astype(np.float64)       # mostly flat background: 4-way ties
+    pool = g.MaxPool2D(2)
+    pool.build((28, 28, 1), None)
+    y = pool.forward(x, True)
+    dx = pool.backward(np.ones_like(y))
+    windows = dx.reshape(10, 14, 2, 14, 2).transpose(0, 1, 3, 2, 4).reshape(10, 14, 14, 4)
+    assert (windows.sum(axis=-1) == 1).all()         # one position per window
+    tied = (x.reshape(10, 14, 2, 14, 2) == 0).all(axis=(2, 4))
+    assert tied.mean() > 0.5 and (windows[tied][:, 0] == 1).all()
