@@ -150,7 +150,7 @@ def test_threshold_makes_the_answer_uncertain(client, mnist):
     sure = client.post("/api/predict", json={"pixels": grey, "threshold": 0}).get_json()
     assert not sure["uncertain"] and sure["reason"] is None
     unsure = client.post("/api/predict", json={"pixels": grey, "threshold": 1}).get_json()
-    assert unsure["uncertain"] and "below the threshold 1.00" in unsure["reason"]
+    assert unsure["uncertain"] and "is below the threshold 100%" in unsure["reason"]
     assert unsure["prediction"] == sure["prediction"]
 
 

@@ -21,7 +21,7 @@ playwright_api = pytest.importorskip(
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # A "1": one slightly slanted stroke; a "7": a bar and a long diagonal. Points are in the
 # 280x280 canvas's own pixels.

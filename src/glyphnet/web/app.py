@@ -1,13 +1,15 @@
 """``glyphnet serve``: a drawing pad in the browser and a JSON API for trained models.
 
 The page sends the canvas as a PNG data URL; the server prepares it exactly as ``glyphnet
-predict`` prepares an image file (images.mnist_like, then the model's scaler) and answers with
-the top classes, the image the network received and a saliency map. Flask is imported only when
-an app is created, so the rest of the command line does not pay for it.
+predict`` prepares an image file (the way the model's training images were, images.prepare_as,
+then the model's scaler) and answers with the top classes, the image the network received and a
+saliency map. Flask is imported only when an app is created, so the rest of the command line
+does not pay for it.
 """
 import base64
 import binascii
 import io
+import json
 import os
 import re
 import threading
@@ -17,9 +19,9 @@ import uuid
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import GlyphnetError
+from ..errors import ConfigError, GlyphnetError
 from ..fileio import atomic_open
-from ..data.images import mnist_like
+from ..data.images import preparation_of, prepare_as
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_BODY_BYTES = 4 * 1024 * 1024   # whole request body
@@ -50,11 +52,30 @@ def is_reject_class(name):
     return re.sub(r"[\s_-]+", "", str(name).lower()) in REJECT_NAMES
 
 
+def percent(p):
+    """``p`` as a percentage with at most one decimal ("97.7%", "100%"); below 1 it is never
+    rounded up to 100%, above 0 never down to 0% (the page formats with the same rule)."""
+    v = round(100 * p, 1)
+    v = min(v, 99.9) if p < 1 else v
+    v = max(v, 0.1) if p > 0 else v
+    return f"{v:g}%"
+
+
+def run_reject_class(path):
+    """data.reject_class of the run config next to a RUN_DIR/model.npz ("" if none)."""
+    config = os.path.join(os.path.dirname(os.path.abspath(path)), "config.toml")
+    if not os.path.exists(config):
+        return ""
+    from ..config import read_toml
+    value = read_toml(config).get("data", {}).get("reject_class", "")
+    return value if isinstance(value, str) else ""
+
+
 class ServedModel:
     """A model behind a lock: layers keep forward state on themselves for backward, so one
     request at a time may run a model (decoding and preprocessing run in parallel)."""
 
-    def __init__(self, name, model, path=None):
+    def __init__(self, name, model, path=None, reject_class=""):
         shape = tuple(model.input_shape or ())
         if (len(shape) == 3 and shape[2] == 1) or len(shape) == 2:
             height, width = shape[:2]
@@ -65,29 +86,37 @@ class ServedModel:
             raise GlyphnetError(f"model {name!r}: the drawing pad needs square inputs; this one "
                                 f"expects {height}x{width}")
         self.name, self.model, self.path, self.size = name, model, path, height
-        self.classes = model.classes or [str(i) for i in range(model.output_shape[-1])]
-        self.reject = [c for c in self.classes if is_reject_class(c)]
+        self.classes = model.class_names
+        self.preparation = preparation_of(model)
+        self.reject = [c for c in self.classes if is_reject_class(c) or c == reject_class]
         self.lock = threading.Lock()
+        self.cache = {}   # the test-set map and robustness curves, computed on first use
 
     def describe(self):
+        from .inspect_api import layer_info
         return {"name": self.name, "path": self.path, "size": self.size,
-                "classes": self.classes, "rejection_classes": self.reject}
+                "classes": self.classes, "rejection_classes": self.reject,
+                "layers": layer_info(self.model)}
+
+    def inputs(self, grey):
+        """(the prepared image, the model's scaled input batch of one); the input is None for
+        a blank image, which has no ink to crop, scale or classify."""
+        seen = prepare_as(grey, self.preparation)
+        if float(np.ptp(grey)) < 1e-3:
+            return seen, None
+        x = seen.reshape((1,) + tuple(self.model.input_shape))
+        return seen, x if self.model.scaler is None else self.model.scaler.transform(x)
 
     def predict(self, grey, threshold, top):
         """Classify a greyscale [0, 1] image of any size and either polarity."""
         from ..inspection.explain import saliency
-        from ..nn.layers import Softmax, softmax
-        seen = mnist_like(grey, self.size)
-        if float(np.ptp(grey)) < 1e-3:   # nothing drawn: no ink to crop, scale or classify
+        seen, x = self.inputs(grey)
+        if x is None:
             return {"model": self.name, "classes": [], "prediction": None, "probability": None,
                     "uncertain": True, "reason": "the image is blank", "threshold": threshold,
                     "input": _rounded(seen), "saliency": _rounded(np.zeros_like(seen))}
-        x = seen.reshape((1,) + tuple(self.model.input_shape))
-        if self.model.scaler is not None:
-            x = self.model.scaler.transform(x)
         with self.lock:
-            out = self.model.predict_proba(x)
-            p = out[0] if isinstance(self.model.layers[-1], Softmax) else softmax(out)[0]
+            p = self.model.probabilities(x)[0]
             best = int(np.argmax(p))
             sal = saliency(self.model, x, [best])[0]
         order = np.argsort(p)[::-1][:top]
@@ -95,7 +124,8 @@ class ServedModel:
         if label in self.reject:
             reason = f"the model chose its rejection class {label!r}"
         elif prob < threshold:
-            reason = f"the top probability {prob:.2f} is below the threshold {threshold:.2f}"
+            reason = (f"the top probability {percent(prob)} is below the threshold "
+                      f"{percent(threshold)}")
         else:
             reason = None
         peak = float(sal.max())
@@ -255,27 +285,62 @@ def _hostname(host):
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
+def run_models(runs_dir):
+    """{run name: path} of the finished runs RUNS_DIR/NAME/model.npz, sorted by name."""
+    if not runs_dir or not os.path.isdir(runs_dir):
+        return {}
+    found = ((n, os.path.join(runs_dir, n, "model.npz")) for n in sorted(os.listdir(runs_dir)))
+    return {name: path for name, path in found if os.path.isfile(path)}
+
+
+def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_dir=None,
+               configs_dir=None):
     """A Flask app serving ``models`` (dict: name -> model file path or loaded Sequential).
 
     data_dir: where "save this drawing" writes DATA_DIR/LABEL/*.png (None: saving is off).
     threshold: answers whose top probability is below it are "not sure" (requests may override).
     allowed_hosts: if given, requests whose Host header names another host are refused
     (protects a loopback server from DNS rebinding).
+    runs_dir: where the training lab writes RUNS_DIR/NAME (None: the lab is off); finished
+    trainings join the served models. configs_dir: the *.toml configs the lab offers.
     """
     from flask import Flask, jsonify, request, send_from_directory
     from werkzeug.exceptions import BadRequest, HTTPException
 
     from ..nn.model import Sequential
-    if not models:
+    from . import inspect_api
+    from .lab import Lab, parse_config
+    if not models and runs_dir is None:
         raise GlyphnetError("no models to serve")
     if not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
         raise GlyphnetError(f"threshold must be a number in [0, 1], got {threshold!r}")
     served = {}
+    served_lock = threading.Lock()
     for name, m in models.items():
         path = os.fspath(m) if isinstance(m, (str, os.PathLike)) else None
-        served[name] = ServedModel(name, Sequential.load(path) if path else m, path)
-    default = next(iter(served))
+        served[name] = ServedModel(name, Sequential.load(path) if path else m, path,
+                                   run_reject_class(path) if path else "")
+    default = next(iter(served), None)
+
+    def add_run(name, path):
+        """Serve a run the lab finished; returns its name on the page (None if unsuitable)."""
+        try:
+            model = Sequential.load(path)
+            with served_lock:
+                unique, k = name, 2
+                while unique in served:
+                    unique, k = f"{name}-{k}", k + 1
+                served[unique] = ServedModel(unique, model, path, run_reject_class(path))
+            return unique
+        except GlyphnetError as exc:
+            app.logger.warning("not serving %s: %s", path, exc)
+            return None
+
+    lab = None if runs_dir is None else Lab(runs_dir, configs_dir, add_run)
+    given = {os.path.abspath(m.path) for m in served.values() if m.path}
+    for name, path in run_models(runs_dir).items():
+        if os.path.abspath(path) not in given:
+            add_run(name, path)
 
     app = Flask(__name__, static_folder=STATIC_DIR, static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -299,15 +364,21 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
         return body
 
     def pick_model(body):
-        name = body.get("model", default)
+        name = body.get("model", default or next(iter(served), None))
         if not isinstance(name, str) or name not in served:
-            raise RequestError(f"unknown model {name!r}; served: {', '.join(served)}", 404)
+            raise RequestError(f"unknown model {name!r}; served: "
+                               f"{', '.join(served) or 'none yet'}", 404)
         return served[name]
 
     @app.before_request
     def check_host():
         if allowed_hosts is not None and _hostname(request.host) not in allowed_hosts:
             raise RequestError(f"unexpected Host header {request.host!r}", 400)
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin is not None and \
+                origin != f"{request.scheme}://{request.host}":
+            raise RequestError(f"requests from {origin[:100]!r} are refused: only this "
+                               "server's own page may send them", 403)
 
     @app.after_request
     def headers(response):
@@ -340,10 +411,11 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
 
     @app.get("/api/models")
     def list_models():
-        return jsonify(models=[m.describe() for m in served.values()], default=default,
+        return jsonify(models=[m.describe() for m in list(served.values())],
+                       default=default or next(iter(served), None),
                        threshold=threshold, saving=data_dir is not None,
                        save_dir=None if data_dir is None else os.path.abspath(data_dir),
-                       label_rule=LABEL_RULE)
+                       label_rule=LABEL_RULE, lab=lab is not None)
 
     @app.post("/api/predict")
     def predict():
@@ -366,4 +438,171 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None):
         return jsonify(label=label, path=os.path.relpath(path, os.path.realpath(data_dir)),
                        count=count)
 
+
+    # -------------------------------------------------------------------- inspecting
+    def model_input(m, body):
+        x = m.inputs(read_picture(body))[1]
+        if x is None:
+            raise RequestError("the image is blank: draw something first")
+        return x
+
+    def test_data(m):
+        if "test" not in m.cache:
+            from ..inspection.robustness import evaluation_set
+            try:
+                m.cache["test"] = evaluation_set(m.model, m.path)
+            except GlyphnetError as exc:
+                raise RequestError(str(exc), 409) from None
+        return m.cache["test"]
+
+    def activation_map(m):
+        if "map" not in m.cache:
+            m.cache["map"] = inspect_api.ActivationMap(m.model, *test_data(m), m.lock)
+        return m.cache["map"]
+
+    def layer_index(m, body, key="layer"):
+        return _number(body, key, None if key in body else 0, 0, len(m.model.layers) - 1, int)
+
+    @app.post("/api/inspect")
+    def inspect():
+        body = json_body(("model", "image", "pixels", "ablate"))
+        m = pick_model(body)
+        ablate = body.get("ablate", [])
+        if not isinstance(ablate, list):
+            raise RequestError('"ablate" must be a list of [layer, unit] pairs')
+        try:
+            off = inspect_api.check_ablation(m.model, ablate)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        x = model_input(m, body)
+        with m.lock:
+            p = inspect_api.probabilities(m.model, x, off)[0]
+            base = inspect_api.probabilities(m.model, x)[0] if off else p
+            layers = inspect_api.activations(m.model, x, off)
+        order = np.argsort(p)[::-1]
+        return jsonify(model=m.name, layers=[{**info, "values": v} for info, v in
+                                             zip(inspect_api.layer_info(m.model), layers)],
+                       prediction=m.classes[int(order[0])],
+                       classes=[{"label": m.classes[i], "probability": float(p[i]),
+                                 "before": float(base[i])} for i in order],
+                       ablated=sorted([i, u] for i, units in off.items() for u in units))
+
+    @app.post("/api/weights")
+    def weights():
+        body = json_body(("model", "layer", "unit"))
+        m = pick_model(body)
+        i = layer_index(m, body)
+        unit = _number(body, "unit", None if "unit" in body else 0, 0,
+                       m.model.layers[i].output_shape[-1] - 1, int)
+        found = inspect_api.incoming_weights(m.model, i, unit)
+        return jsonify(model=m.name, unit=unit, **(found or {"layer": None}))
+
+    @app.post("/api/map")
+    def map_():
+        body = json_body(("model", "layer", "method", "image", "pixels"))
+        m = pick_model(body)
+        i = layer_index(m, body)
+        method = body.get("method", "pca")
+        if method not in ("pca", "tsne"):
+            raise RequestError(f'"method" must be "pca" or "tsne", got {method!r}')
+        drawing = m.inputs(read_picture(body))[1] if "image" in body or "pixels" in body \
+            else None
+        answer = activation_map(m).answer(i, method, drawing)
+        return jsonify(model=m.name, classes=m.classes, **answer)
+
+    @app.post("/api/sample")
+    def sample():
+        body = json_body(("model", "index"))
+        m = pick_model(body)
+        amap = activation_map(m)
+        i = _number(body, "index", None if "index" in body else 0, 0, len(amap.y) - 1, int)
+        return jsonify(model=m.name, **amap.sample(i))
+
+    @app.post("/api/robustness")
+    def robustness_curves():
+        body = json_body(("model", "limit"))
+        m = pick_model(body)
+        limit = _number(body, "limit", 1000, 10, 10000, int)
+        key = ("robustness", limit)
+        if key not in m.cache:
+            m.cache[key] = inspect_api.robustness_answer(m.model, *test_data(m), limit, m.lock)
+        return jsonify(model=m.name, **m.cache[key])
+
+    # -------------------------------------------------------------------- training lab
+    def the_lab():
+        if lab is None:
+            raise RequestError("the training lab is off: start the server with --runs-dir", 403)
+        return lab
+
+    def session(sid):
+        s = the_lab().get(sid)
+        if s is None:
+            raise RequestError(f"no training {sid!r}", 404)
+        return s
+
+    @app.errorhandler(ConfigError)
+    def config_error(exc):
+        return jsonify(error=f"{len(exc.problems)} problem(s) in the config",
+                       problems=exc.problems), 400
+
+    @app.get("/api/lab")
+    def lab_info():
+        lb = the_lab()
+        return jsonify(runs_dir=os.path.abspath(lb.runs_dir), configs=lb.configs(),
+                       sessions=[s.describe() for s in list(lb.sessions.values())])
+
+    def lab_config(body):
+        return parse_config(body.get("config"), body.get("epochs"), body.get("lr"))
+
+    @app.post("/api/lab/check")
+    def lab_check():
+        the_lab()
+        cfg = lab_config(json_body(("config", "epochs", "lr", "name")))
+        return jsonify(ok=True, dataset=cfg["data"]["dataset"], epochs=cfg["training"]["epochs"],
+                       layers=[layer["type"] for layer in cfg["model"]["layers"]])
+
+    @app.post("/api/lab/start")
+    def lab_start():
+        lb = the_lab()
+        body = json_body(("config", "epochs", "lr", "name"))
+        cfg = lab_config(body)
+        s = lb.start(cfg, body.get("name") or time.strftime("lab-%Y%m%d-%H%M%S"))
+        return jsonify(s.describe())
+
+    @app.get("/api/lab/<sid>")
+    def lab_events(sid):
+        s = session(sid)
+        since = request.args.get("since", "0")
+        if not since.isdigit():
+            raise RequestError(f'"since" must be an event number, got {since[:20]!r}')
+        return jsonify(**s.describe(), new=s.wait(int(since), 0))
+
+    @app.get("/api/lab/<sid>/events")
+    def lab_stream(sid):
+        s = session(sid)
+        start = request.headers.get("Last-Event-ID", request.args.get("since", "0"))
+        start = int(start) + ("Last-Event-ID" in request.headers) if start.isdigit() else 0
+
+        def stream(i):
+            while True:
+                events = s.wait(i, 15)
+                if not events and s.done and i >= len(s.events):
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                if not events:
+                    yield ": still training\n\n"   # keeps proxies and the browser patient
+                for e in events:
+                    yield f"id: {e['id']}\ndata: {json.dumps(e)}\n\n"
+                i += len(events)
+        return app.response_class(stream(start), mimetype="text/event-stream",
+                                  headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/lab/<sid>/stop")
+    def lab_stop(sid):
+        json_body(())
+        s = session(sid)
+        s.stop()
+        return jsonify(s.describe())
+
+    app.served, app.lab = served, lab   # for the server: what it serves, trainings to stop
     return app

@@ -120,6 +120,7 @@ async function predictNow() {
   const id = ++requestId;
   if (!strokes.length) {
     showEmpty();
+    document.dispatchEvent(new Event("drawing"));
     return;
   }
   try {
@@ -128,7 +129,10 @@ async function predictNow() {
       image: pad.toDataURL("image/png"),
       threshold: Number($("threshold").value),
     });
-    if (id === requestId) showAnswer(answer);
+    if (id === requestId) {
+      showAnswer(answer);
+      document.dispatchEvent(new Event("drawing"));
+    }
   } catch (error) {
     if (id === requestId) showError(error.message);
   }
@@ -193,9 +197,13 @@ function showAnswer(answer) {
   drawGrid($("saliency"), answer.saliency, heat);
 }
 
+// At most one decimal ("97.7%", "100%"); below 1 never rounded up to 100%, above 0 never down
+// to 0% (the server words its reasons with the same rule).
 function percent(p) {
-  const digits = (p > 0.99 && p < 1) || (p > 0 && p < 0.1) ? 1 : 0;
-  return `${(100 * p).toFixed(digits)}%`;
+  let v = Math.round(1000 * p) / 10;
+  if (p < 1) v = Math.min(v, 99.9);
+  if (p > 0) v = Math.max(v, 0.1);
+  return `${v}%`;
 }
 
 function clearView(canvas) {
@@ -230,20 +238,28 @@ function heat(v) {
 }
 
 // ------------------------------------------------------------------ models, threshold, saving
-async function loadModels() {
+// Fills the model picker; called again when a training finishes (``choose``: select it).
+async function loadModels(choose) {
+  const previous = $("model").value;
   info = await api("/api/models");
   const select = $("model");
-  for (const m of info.models) {
+  select.replaceChildren(...info.models.map((m) => {
     const option = document.createElement("option");
     option.value = m.name;
     option.textContent = `${m.name} (${m.classes.length} classes)`;
-    select.append(option);
-  }
-  select.value = info.default;
-  if (info.models.length === 1) {
-    $("model-field").hidden = true;
-    $("model-name").textContent = `Model: ${select.options[0].textContent}`;
-  }
+    return option;
+  }));
+  select.value = choose || previous || info.default;
+  if (!select.value && info.default) select.value = info.default;
+  $("model-field").hidden = info.models.length < 2;
+  $("model-name").textContent = info.models.length === 1 ?
+    `Model: ${select.options[0].textContent}` :
+    (info.models.length ? "" : "No model yet: train one in the Train tab.");
+  document.dispatchEvent(new Event("models"));
+}
+
+async function start() {
+  await loadModels();
   $("threshold").value = info.threshold;
   showThreshold();
   if (!info.saving) {
@@ -258,7 +274,10 @@ function showThreshold() {
   $("threshold-value").textContent = percent(Number($("threshold").value));
 }
 
-$("model").addEventListener("change", predictNow);
+$("model").addEventListener("change", () => {
+  predictNow();
+  document.dispatchEvent(new Event("models"));
+});
 $("threshold").addEventListener("input", () => { showThreshold(); schedulePredict(); });
 
 $("save-form").addEventListener("submit", async (event) => {
@@ -282,4 +301,4 @@ $("save-form").addEventListener("submit", async (event) => {
 
 paintBackground();
 showEmpty();
-loadModels().catch((error) => showError(`Could not list the models: ${error.message}`));
+start().catch((error) => showError(`Could not list the models: ${error.message}`));
