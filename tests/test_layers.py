@@ -153,6 +153,8 @@ def test_dropout_rate_is_respected(rng):
     ("tanh", {"slope": -2.0}, "slope must be a positive number"),
     ("leaky_relu", {"negative_slope": 1.5}, "negative_slope must be in [0, 1)"),
     ("dropout", {"rate": 1.0}, "rate must be in [0, 1)"),
+    ("dropout", {"rate": float("nan")}, "rate must be in [0, 1), got nan"),
+    ("dense", {"units": 3, "sigma": float("inf")}, "sigma must be >= 0, got inf"),
 ])
 def test_bad_layer_arguments_are_explained(kind, kwargs, message):
     with pytest.raises(ValueError) as info:

@@ -32,7 +32,7 @@ def test_every_batch_size_reduces_the_loss(mnist_small, batch_size, optimizer):
 def test_mini_batch_training_beats_an_accuracy_floor(mnist_small):
     x, y, xt, yt = mnist_small
     model = small_model(optimizer=Adam(3e-3))
-    history = model.fit(x, y, epochs=1, batch_size=32, validation_data=(xt, yt))
+    history = model.fit(x, y, epochs=1, batch_size=32, test_data=(xt, yt))
     assert history.epochs[0]["test_accuracy"] > 0.8
     assert history.epochs[0]["train_accuracy"] > 0.6
 
@@ -116,7 +116,7 @@ def test_history_lr_decay_callbacks_and_augment(mnist_small):
         return images
 
     history = model.fit(x, y, epochs=2, batch_size=100, lr_decay=0.5, callbacks=[Recorder()],
-                        augment=augment, validation_data=(xt[:50], yt[:50]))
+                        augment=augment, test_data=(xt[:50], yt[:50]))
     assert calls == [("begin", 1), ("batch", 1), ("batch", 2), ("end", 1, 5e-4),
                      ("begin", 2), ("batch", 3), ("batch", 4), ("end", 2, 2.5e-4)]
     assert seen == [100, 100, 100, 100]
@@ -130,10 +130,46 @@ def test_history_lr_decay_callbacks_and_augment(mnist_small):
 
 def test_fit_argument_errors():
     model = small_model()
-    with pytest.raises(ValueError, match="x has 3 samples but labels has 2"):
+    with pytest.raises(ValueError, match="x has 3 samples but y has 2 labels"):
         fit(model, np.zeros((3, 28, 28, 1), np.float32), [0, 1])
-    with pytest.raises(ValueError, match="no training samples"):
+    with pytest.raises(ValueError, match="x holds no samples"):
         fit(model, np.zeros((0, 28, 28, 1), np.float32), [])
+
+
+@pytest.mark.parametrize("x,y,message", [
+    (np.zeros((4, 27, 28, 1)), [0, 1, 2, 3], r"samples of shape \(27, 28, 1\) but the model "
+                                             r"expects \(28, 28, 1\) \(or flat samples of 784"),
+    (np.zeros((4, 100)), [0, 1, 2, 3], r"samples of shape \(100,\)"),
+    (np.zeros((4, 28, 28, 1)), [0, 1, 2, 10], "label 10, out of range: the model has 10 "
+                                             "outputs, so labels must be 0..9"),
+    (np.zeros((4, 28, 28, 1)), [0, 1, -1, 2], "label -1, out of range"),
+    (np.zeros((4, 28, 28, 1)), [0, 1, 0.5, 2], "integer class indices, got non-integer"),
+    (np.zeros((4, 28, 28, 1)), ["a", "b", "c", "d"], "integer class indices, got <U1"),
+    (np.full((4, 28, 28, 1), np.nan), [0, 1, 2, 3], "x holds NaN or infinite values "
+                                                    r"\(first in sample 0\)"),
+    ([[1, 2], [3]], [0, 1], "x must be an array of samples"),
+    (np.zeros(4), [0, 1, 2, 3], "x must have a batch axis"),
+])
+def test_fit_checks_its_inputs_and_names_the_problem(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        small_model().fit(x, y, epochs=1)
+
+
+def test_array_likes_and_flat_samples_are_accepted_and_a_model_is_built_on_first_fit():
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 28, 28, 1)).tolist()               # nested lists, float64 values
+    y = [i % 10 for i in range(20)]
+    model = Sequential([Dense(8), ReLU(), Dense(10), Softmax()])   # no input shape yet
+    model.fit(x, y, epochs=1, batch_size=10)
+    assert model.input_shape == (28, 28, 1)
+    flat = np.asarray(x, np.float32).reshape(20, 784)
+    np.testing.assert_array_equal(model.predict(flat), model.predict(np.asarray(x)))
+    with pytest.raises(ValueError, match="validation_data must be an"):
+        model.fit(x, y, validation_data=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"validation_data\[1\] holds label 12"):
+        model.fit(x, y, validation_data=(x, [12] * 20))
+    with pytest.raises(ValueError, match="no input shape yet"):
+        Sequential([Dense(3)]).predict(np.zeros((2, 4)))
 
 
 def test_a_validation_split_is_held_out_and_reported_every_epoch(tmp_path):

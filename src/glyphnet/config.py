@@ -2,6 +2,7 @@
 key), writing the resolved config back, and building the model a config describes."""
 import copy
 import inspect
+import math
 import re
 import tomllib
 
@@ -24,10 +25,11 @@ DEFAULTS = {
     "data": {"dataset": "mnist"},
     "model": {"layers": DEFAULT_LAYERS},
     "training": {
-        "epochs": 10, "batch_size": 128, "shuffle": True, "loss": "cross_entropy",
-        "targets": [0.0, 1.0], "l1": 0.0, "l2": 0.0, "shrink": 0.0, "lr_decay": 1.0,
+        "epochs": 10, "batch_size": 128, "shuffle": True, "l1": 0.0, "l2": 0.0, "shrink": 0.0,
+        "lr_decay": 1.0,
         "tensorboard": False,
     },
+    "loss": {"type": "cross_entropy"},
     "optimizer": {"type": "adam"},
     "augment": {},
 }
@@ -37,7 +39,9 @@ DEFAULTS = {
 DEFAULT_RUN = {"model": {"layers": DEFAULT_LAYERS}, "training": {"lr_decay": 0.7},
                "optimizer": {"type": "adam", "lr": 2e-3}}
 
-SECTIONS = ("data", "model", "training", "optimizer", "augment")
+SECTIONS = ("data", "model", "training", "loss", "optimizer", "augment")
+# Older configs name the loss in [training]: loss = "mse", targets = [low, high].
+LEGACY_LOSS_KEYS = ("loss", "targets")
 
 
 def _type_name(value):
@@ -51,6 +55,9 @@ def _check_type(key, value, default, problems):
         ok = isinstance(value, bool) == isinstance(default, bool)
     elif isinstance(default, float):
         ok = isinstance(value, (int, float))
+        if ok and not math.isfinite(value):
+            problems.append(f"{key}: expected a finite number, got {value!r}")
+            return False
     else:
         ok = isinstance(value, type(default))
     if not ok:
@@ -138,20 +145,23 @@ def resolve(raw, source=None):
     cfg["data"] = data.check_config(sec["data"], problems)
     cfg["augment"] = augment.check_config(sec["augment"], problems)
 
-    t = cfg["training"] = _merge(DEFAULTS["training"], sec["training"], "training.", problems)
+    training = dict(sec["training"])
+    legacy = {k: training.pop(k) for k in LEGACY_LOSS_KEYS if k in training}
+    if legacy and sec["loss"]:
+        problems.append("training.loss: the loss is given twice, in [loss] and in [training]; "
+                        "keep the [loss] table")
+    loss = dict(sec["loss"]) if sec["loss"] else dict(DEFAULTS["loss"])
+    if legacy and not sec["loss"]:
+        loss = {"type": legacy.get("loss", "cross_entropy")}
+        if loss["type"] == "mse" and "targets" in legacy:
+            loss["targets"] = legacy["targets"]
+    cfg["loss"] = _check_object("loss", LOSSES, loss, problems, "loss")
+    t = cfg["training"] = _merge(DEFAULTS["training"], training, "training.", problems)
     if isinstance(t["epochs"], int) and t["epochs"] < 1:
         problems.append(f"training.epochs: expected an integer >= 1, got {t['epochs']}")
     if isinstance(t["batch_size"], int) and t["batch_size"] < 0:
         problems.append(f"training.batch_size: expected 0 (full batch) or a positive integer, "
                         f"got {t['batch_size']}")
-    if t["loss"] not in LOSSES:
-        problems.append(f"training.loss: unknown loss {t['loss']!r}; expected one of "
-                        f"{', '.join(LOSSES)}")
-    if not (isinstance(t["targets"], list) and len(t["targets"]) == 2 and
-            all(isinstance(v, (int, float)) for v in t["targets"]) and
-            t["targets"][0] < t["targets"][1]):
-        problems.append(f"training.targets: expected [low, high] with low < high, "
-                        f"got {t['targets']!r}")
     for name in ("l1", "l2", "shrink"):
         if isinstance(t[name], (int, float)) and t[name] < 0:
             problems.append(f"training.{name}: expected a number >= 0, got {t[name]}")
@@ -256,10 +266,8 @@ def build_model(cfg, dataset):
     if problems:
         raise ConfigError(problems)
     t = cfg["training"]
-    loss = {"type": t["loss"]}
-    if t["loss"] == "mse":
-        loss["targets"] = t["targets"]
-    model.compile(loss=loss_from_config(loss), optimizer=optimizer_from_config(cfg["optimizer"]),
+    model.compile(loss=loss_from_config(cfg["loss"]),
+                  optimizer=optimizer_from_config(cfg["optimizer"]),
                   l1=t["l1"], l2=t["l2"], shrink=t["shrink"])
     model.scaler = Scaler(cfg["data"].get("scale", "unit"))
     return model

@@ -44,15 +44,15 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
     steps = -(-len(x_train) // (t["batch_size"] or len(x_train))) * t["epochs"]
     monitor = Monitor(every=max(1, min(10, steps // 100)), seed=cfg["seed"],
                       check_data=(x_train[:4], ds.y_train[:4]))
-    holdout = None
+    val = None
     if ds.x_val is not None and len(ds.x_val):
-        holdout = (model.scaler.transform(ds.x_val), ds.y_val)
+        val = (model.scaler.transform(ds.x_val), ds.y_val)
     start = time.perf_counter()
     error = None
     try:
         history = model.fit(x_train, ds.y_train, epochs=t["epochs"], batch_size=t["batch_size"],
                             shuffle=t["shuffle"], seed=cfg["seed"],
-                            validation_data=(x_test, ds.y_test), holdout_data=holdout,
+                            validation_data=val, test_data=(x_test, ds.y_test),
                             augment=augmentation.from_config(cfg["augment"]),
                             lr_decay=t["lr_decay"], callbacks=[*callbacks, monitor],
                             verbose=verbose, log=log)
@@ -70,8 +70,8 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
         "epochs": len(history.epochs), "seconds": round(seconds, 3),
         "dataset": ds.name, "parameters": model.count_params(),
     }
-    if holdout is not None:
-        final_val = model.evaluate(*holdout)
+    if val is not None:
+        final_val = model.evaluate(*val)
         metrics.update(val_accuracy=final_val["accuracy"], val_loss=final_val["loss"])
     if error is not None:
         metrics["diverged"] = str(error)

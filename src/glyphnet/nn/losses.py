@@ -1,19 +1,27 @@
 """Losses. Each returns (mean loss over the batch, dL/d(output)) for integer class labels."""
 import numpy as np
 
-LOSSES = {}
+from ..registry import Registry
+
+LOSSES = Registry("loss")
 
 
-def register(name):
-    def wrap(cls):
-        cls.kind = name
-        LOSSES[name] = cls
-        return cls
-    return wrap
+class Loss:
+    """``loss(outputs, labels)`` returns (mean loss over the batch, dL/d(outputs)).
+    ``from_logits``: the loss takes the logits of a final softmax layer (the model then
+    skips that layer in training)."""
+
+    from_logits = False
+
+    def __init__(self):
+        pass
+
+    def get_config(self):
+        return {}
 
 
-@register("cross_entropy")
-class CrossEntropy:
+@LOSSES.register("cross_entropy")
+class CrossEntropy(Loss):
     """Softmax cross-entropy computed from logits z:
 
     L = mean_n [ logsumexp(z_n) - z_n[y_n] ],   dL/dz = (softmax(z) - onehot(y)) / N.
@@ -35,12 +43,9 @@ class CrossEntropy:
         grad /= n
         return loss, grad
 
-    def get_config(self):
-        return {}
 
-
-@register("mse")
-class SumOfSquares:
+@LOSSES.register("mse")
+class SumOfSquares(Loss):
     """Sum-of-squares error against one-hot targets, averaged over the batch:
 
     L = mean_n 0.5 * sum_k (o_nk - t_nk)^2,   dL/do = (o - t) / N.
@@ -69,8 +74,5 @@ class SumOfSquares:
 
 
 def loss_from_config(spec):
-    spec = dict(spec)
-    kind = spec.pop("type")
-    if kind not in LOSSES:
-        raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
-    return LOSSES[kind](**spec)
+    """A loss from a name or a dict such as {"type": "mse", "targets": [0.01, 0.99]}."""
+    return LOSSES.build({"type": spec} if isinstance(spec, str) else spec)

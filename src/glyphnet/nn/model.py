@@ -9,6 +9,7 @@ from ..errors import GlyphnetError
 from ..fileio import atomic_open
 from .layers import Layer, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
+from .checking import as_inputs, check_xy
 from .optimizers import Adam, optimizer_from_config
 
 FORMAT_VERSION = 1
@@ -35,7 +36,10 @@ class Sequential:
         self.optimizer = None
         self.regularization = {"l1": 0.0, "l2": 0.0, "shrink": 0.0}
         self.dtype = np.dtype(dtype)
+        self.seed = seed
         self.input_shape = None
+        # hook(index, layer, dy) runs with dL/d(output of layer index) before its backward.
+        self.backward_hooks = []
         if input_shape is not None:
             self.build(input_shape, seed)
 
@@ -172,8 +176,8 @@ class Sequential:
         return np.where(total > 0, out / np.where(total > 0, total, 1), 1 / out.shape[1])
 
     def predict_proba(self, x, batch_size=1000):
-        """Class scores for each sample: softmax probabilities when the model ends in softmax."""
-        x = np.asarray(x, dtype=self.dtype)
+        """The model's outputs for each sample (probabilities when it ends in softmax)."""
+        x = as_inputs(self, x)
         outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, self.dtype)
 
@@ -183,7 +187,7 @@ class Sequential:
 
     def evaluate(self, x, labels, batch_size=1000):
         """Mean loss and accuracy on (x, labels), in evaluation mode."""
-        labels = np.asarray(labels)
+        x, labels = check_xy(self, x, labels)
         upto = len(self.layers) - 1 if self._fused else None
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
@@ -196,7 +200,7 @@ class Sequential:
         return {"loss": total_loss / n, "accuracy": correct / n}
 
     def fit(self, x, labels, **kwargs):
-        """Train; see :func:`glyphnet.training.fit` for the options. Returns a History."""
+        """Train; see :func:`glyphnet.nn.training.fit` for the options. Returns a History."""
         from .training import fit
         return fit(self, x, labels, **kwargs)
 
@@ -208,6 +212,8 @@ class Sequential:
         return to_onnx(self, path, **kwargs)
 
     def get_config(self):
+        if self.input_shape is None:
+            raise ValueError("the model has no input shape yet: build or fit it before saving")
         return {
             "format": FORMAT_VERSION,
             "input_shape": list(self.input_shape),

@@ -1,12 +1,11 @@
 """The training loop: mini-batches, weight penalties, divergence detection, history."""
-import contextlib
 import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..errors import TrainingDiverged
+from . import backend
 
 
 class History:
@@ -91,8 +90,8 @@ def _restore(model, snapshot):
             layer.state[k][...] = v
 
 
-def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
-        validation_data=None, holdout_data=None, augment=None, callbacks=(), lr_decay=1.0,
+def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
+        validation_data=None, test_data=None, augment=None, callbacks=(), lr_decay=1.0,
         verbose=False, log=print):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
 
@@ -100,31 +99,34 @@ def fit(model, x, labels, epochs=1, batch_size=128, shuffle=True, seed=0,
     shuffle: draw a new presentation order each epoch (else the data's order is kept).
     augment: optional function (images, rng) -> images applied to each training batch.
     lr_decay: the optimiser's learning rate is multiplied by this after every epoch.
-    validation_data: (x, labels) evaluated after every epoch as test_loss/test_accuracy.
-    holdout_data: a validation split held out of the training set, evaluated after every epoch
-    as val_loss/val_accuracy.
+    validation_data: (x, labels) held out of training, evaluated after every epoch as
+    val_loss/val_accuracy (the Keras meaning).
+    test_data: (x, labels) of a test set, evaluated after every epoch as test_loss/test_accuracy.
     Raises TrainingDiverged (the model restored to its last good epoch) if the loss or the
     weights become non-finite.
     """
-    # Small batches make matrix-vector products: one BLAS thread runs them faster than two,
-    # which wait for each other (and far faster when another process shares the cores).
-    small = batch_size and batch_size < 16
-    with threadpool_limits(1) if small else contextlib.nullcontext():
-        return _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data,
-                    holdout_data, augment, callbacks, lr_decay, verbose, log)
+    from .checking import check_batch_size, check_xy
+    x, labels = check_xy(model, x, labels, "x", "y", build=True)
+    named = {"validation_data": validation_data, "test_data": test_data}
+    for name, pair in named.items():
+        if pair is not None:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{name} must be an (x, y) pair, got {type(pair).__name__}")
+            named[name] = check_xy(model, *pair, f"{name}[0]", f"{name}[1]")
+    check_batch_size(batch_size)
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    with backend.blas_threads_for(batch_size):
+        return _fit(model, x, labels, epochs, batch_size, shuffle, seed, named["validation_data"],
+                    named["test_data"], augment, callbacks, lr_decay, verbose, log)
 
 
 # Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
 @np.errstate(over="ignore", invalid="ignore")
-def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, holdout_data,
+def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, test_data,
          augment, callbacks, lr_decay, verbose, log):
     if model.optimizer is None:
         model.compile()
-    labels = np.asarray(labels)
-    if len(x) != len(labels):
-        raise ValueError(f"x has {len(x)} samples but labels has {len(labels)}")
-    if len(x) == 0:
-        raise ValueError("no training samples")
     rng = np.random.default_rng(seed)
     aug_rng = np.random.default_rng(rng.integers(2**63))
     history = History()
@@ -176,12 +178,10 @@ def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, h
             raise TrainingDiverged(epoch, len(index_batches),
                                    getattr(model.optimizer, "lr", None), history)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
-        if holdout_data is not None:
-            ev = model.evaluate(*holdout_data)
-            row.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"])
-        if validation_data is not None:
-            ev = model.evaluate(*validation_data)
-            row.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+        for prefix, data in (("val", validation_data), ("test", test_data)):
+            if data is not None:
+                ev = model.evaluate(*data)
+                row.update({f"{prefix}_loss": ev["loss"], f"{prefix}_accuracy": ev["accuracy"]})
         row["seconds"] = time.perf_counter() - start
         history.epochs.append(row)
         if lr_decay != 1.0:
@@ -191,9 +191,9 @@ def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, h
         if verbose:
             msg = (f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.4f} "
                    f"acc {row['train_accuracy']:.4f}")
-            if holdout_data is not None:
-                msg += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}"
-            if validation_data is not None:
-                msg += f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}"
+            for prefix, data in (("val", validation_data), ("test", test_data)):
+                if data is not None:
+                    msg += (f" | {prefix} loss {row[prefix + '_loss']:.4f} "
+                            f"acc {row[prefix + '_accuracy']:.4f}")
             log(msg + f" | {row['seconds']:.1f}s")
     return history
