@@ -136,7 +136,8 @@ def run_experiment(path, out_dir, jobs=None, extra=None, log=print, backend=None
         progress.on_done(job.name, _summary(outcome, metrics))
 
     try:
-        backend.run(todo, progress.on_epoch, on_done)
+        if todo:
+            backend.run(todo, progress.on_epoch, on_done)
     except KeyboardInterrupt:
         missing = len(plan) - len(outcomes)
         log(f"interrupted: {len(outcomes)} run(s) kept in {out_dir}; run the same command "
