@@ -83,6 +83,7 @@ def test_pipeline_and_grid_search(digits):
     assert grid.best_estimator_[-1].get_params()["lr"] == 3e-3
 
 
+@pytest.mark.slow
 def test_config_path_and_dict(digits):
     x, y, xt, yt = digits
     path = os.path.join(CONFIGS, "arch_b.toml")    # tanh outputs, sum of squares, SGD

@@ -198,8 +198,9 @@ def to_onnx(model, path=None, scaler=True):
         f"inputs scaled by the model's scaler ({model.scaler.mode})"
     proto.doc_string = (f"glyphnet Sequential: {inputs} of shape (N, "
                         f"{', '.join(map(str, model.input_shape))}) -> outputs")
+    layout = "NHWC" if len(model.input_shape) == 3 else "flat"
     helper.set_model_props(proto, {"classes": json.dumps(model.class_names),
-                                   "input_layout": "NHWC" if len(model.input_shape) == 3 else "flat"})
+                                   "input_layout": layout})
     onnx.checker.check_model(proto, full_check=True)
     if path is not None:
         with atomic_open(path) as f:
