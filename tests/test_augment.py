@@ -155,6 +155,7 @@ def test_config_defaults_errors_and_round_trip():
         config.resolve({"augment": {"elastic": 34}})
 
 
+@pytest.mark.slow
 def test_training_with_elastic_distortion_learns(mnist_small):
     from glyphnet import Dense, ReLU, Sequential, Softmax
     x, y, xt, yt = mnist_small

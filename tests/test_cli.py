@@ -90,6 +90,7 @@ def test_train_prints_each_epoch_and_epochs_override(tmp_path, data_section, cap
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
 
 
+@pytest.mark.slow
 def test_the_written_config_reproduces_the_run(trained_run, tmp_path):
     rerun = tmp_path / "rerun"
     assert main(["train", str(trained_run / "config.toml"), "--out", str(rerun)]) == 0

@@ -188,6 +188,7 @@ def mnist():
     return g.load_mnist()
 
 
+@pytest.mark.slow
 def test_small_cnn_learns_and_round_trips(mnist, tmp_path):
     model = _small_cnn()
     x, y = mnist.x_train[:1500], mnist.y_train[:1500]
@@ -207,6 +208,7 @@ def test_small_cnn_learns_and_round_trips(mnist, tmp_path):
                                   model.predict_proba(mnist.x_test[:200]))
 
 
+@pytest.mark.slow
 def test_cli_trains_and_gradchecks_a_cnn_config(tmp_path, capsys):
     config = tmp_path / "cnn.toml"
     config.write_text(open(os.path.join(CONFIGS, "cnn_8_16.toml")).read().replace(

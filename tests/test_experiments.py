@@ -200,6 +200,7 @@ reported = {test_accuracy = 0.9, test_loss = 0.25}
     assert (out / "results.csv").read_text().splitlines()[1].startswith("relu,0 1 2,3,2,")
 
 
+@pytest.mark.slow
 def test_rerun_keeps_finished_runs_and_redoes_the_others(tmp_path, monkeypatch):
     path = write_experiment(tmp_path, """
 [grid]
@@ -246,6 +247,7 @@ def test_rerun_keeps_finished_runs_and_redoes_the_others(tmp_path, monkeypatch):
     assert (out / "lr=0.001").exists()          # no longer planned, left alone
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, capsys):
     path = write_experiment(tmp_path, """
 [[runs]]

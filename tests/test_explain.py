@@ -35,6 +35,7 @@ def test_backwards_query_by_hand():
     np.testing.assert_allclose(explain.backwards_query(model, 1), [0.01, 0.99, 0.5], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_backwards_query_of_a_trained_sigmoid_net(tmp_path_factory):
     model, x, y = _trained("sigmoid", tmp_path_factory)
     assert model.evaluate(x, y)["accuracy"] > 0.8
@@ -58,7 +59,8 @@ def test_backwards_query_needs_a_sigmoid_network(tmp_path_factory):
         explain.backwards_query(sig, 2)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn", "sigmoid"])
+@pytest.mark.parametrize("kind", ["mlp", pytest.param("cnn", marks=pytest.mark.slow),
+                                  pytest.param("sigmoid", marks=pytest.mark.slow)])
 def test_activation_maximisation_raises_the_target_score(kind, tmp_path_factory):
     model, x, _ = _trained(kind, tmp_path_factory)
     images, scores = explain.activation_maximisation(model, range(10), steps=30)

@@ -41,6 +41,7 @@ def _images(page):
     return re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">', page)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "sigmoid"])
 def test_report_has_every_section_and_picture(kind, tmp_path_factory):
     d = run_dir(kind, tmp_path_factory)
@@ -72,6 +73,7 @@ def test_report_has_every_section_and_picture(kind, tmp_path_factory):
     assert not _temp_files(d)
 
 
+@pytest.mark.slow
 def test_report_command_and_errors(tmp_path_factory, tmp_path, capsys):
     old = tmp_path / "old"          # a run from before dynamics.npz existed
     shutil.copytree(run_dir("mlp", tmp_path_factory), old)
@@ -93,6 +95,7 @@ def test_report_command_and_errors(tmp_path_factory, tmp_path, capsys):
     assert "no such run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_with_report_flag(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text('[data]\ntrain_limit = 200\ntest_limit = 50\n[training]\nepochs = 1\n'

@@ -161,6 +161,7 @@ def run_both(glyph_opt, torch_opt_factory, steps, rng, lr_schedule=None):
     return p, [t.detach().numpy() for t in tp]
 
 
+@pytest.mark.slow
 def test_adam_matches_torch(rng):
     ours, theirs = run_both(Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6),
                             lambda tp: torch.optim.Adam(tp, lr=0.01, betas=(0.8, 0.99), eps=1e-6),

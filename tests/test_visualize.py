@@ -227,6 +227,7 @@ def test_cnn_filters_and_feature_maps(run, tmp_path):
     assert "0: conv2d + relu" in labels and "5: max_pool2d" in labels
 
 
+@pytest.mark.slow
 def test_confusion_matrix_matches_evaluate(run, tmp_path, capsys):
     kind, d, model, x_raw, x, y = run
     predicted = model.predict(x)
