@@ -117,7 +117,8 @@ def add_parser(sub):
     q.add_argument("name", help=what)
     q.add_argument("--out", required=True, help="image file to write (.png)")
     q.add_argument("--split", choices=("train", "test"), default="train")
-    q.add_argument("--per-class", type=positive_int, default=8, help="samples per class (default 8)")
+    q.add_argument("--per-class", type=positive_int, default=8,
+                   help="samples per class (default 8)")
     q.add_argument("--scale", type=positive_int, default=2, help="enlargement (default 2)")
     q.add_argument("--classes", type=positive_int, default=0,
                    help="show only the first N classes (default all)")
