@@ -31,7 +31,6 @@ class Sequential:
         self.classes = None if classes is None else [str(c) for c in classes]
         self.scaler = None
         self.preparation = None   # how the training images were prepared (data.preparation_for)
-        self.backward_hooks = []  # hook(index, layer, dL/d(output of layer index)) in backward
         self.loss = CrossEntropy()
         self.optimizer = None
         self.regularization = {"l1": 0.0, "l2": 0.0, "shrink": 0.0}
