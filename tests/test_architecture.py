@@ -2,8 +2,9 @@
 
 Every ``import`` statement of every module under src/glyphnet counts, also those inside
 functions (a lazy import still ties the two modules together). ``from glyphnet.x import y``
-is an edge to glyphnet.x.y when that is a module, else to glyphnet.x. Edges to the top-level
-package ``glyphnet`` are left out: its __init__ only re-exports names for users.
+is an edge to glyphnet.x (its __init__ runs first) and to glyphnet.x.y when that is a module,
+as /work/shared/tools/imports.py counts them. Edges to the top-level package ``glyphnet`` are
+left out: its __init__ only re-exports names for users.
 """
 import ast
 from pathlib import Path
@@ -45,9 +46,9 @@ def imported_modules(name, path, known):
                 source = ".".join(base + ([node.module] if node.module else []))
             else:
                 source = node.module
-            for alias in node.names:
-                sub = f"{source}.{alias.name}"
-                found.add(sub if sub in known else nearest(source))
+            found.add(nearest(source))
+            found.update(f"{source}.{alias.name}" for alias in node.names
+                         if f"{source}.{alias.name}" in known)
     return {m for m in found if m and m != name and m != PACKAGE}
 
 
