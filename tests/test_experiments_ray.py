@@ -50,6 +50,21 @@ def quiet(*args):
     pass
 
 
+def test_no_cluster_at_the_address_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from glyphnet.cli import main
+    path = write_experiment(tmp_path, "")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    def no_cluster(**options):      # what ray.init(address="auto") raises without a cluster
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)   # as in a fresh driver
+    monkeypatch.setattr(ray, "init", no_cluster)
+    assert main(["experiment", str(path), "--out", str(tmp_path / "out"), "--backend", "ray",
+                 "--address", "auto"]) == 1
+    assert capsys.readouterr().err == ("glyphnet: error: --address auto: cannot join the Ray "
+                                       "cluster: Could not find any running Ray instance.\n")
+
+
 def test_same_seeds_give_the_same_results_on_both_backends(tmp_path):
     path = write_experiment(tmp_path, """
 jobs = 2

@@ -122,7 +122,11 @@ class RayBackend:
                 ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
                          logging_level="warning")
             else:
-                ray.init(address=self.address, logging_level="warning")
+                try:
+                    ray.init(address=self.address, logging_level="warning")
+                except ConnectionError as exc:
+                    raise GlyphnetError(f"--address {self.address}: cannot join the Ray "
+                                        f"cluster: {exc}") from None
         try:
             self._run(ray, jobs, on_epoch, on_done)
         finally:
