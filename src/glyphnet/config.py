@@ -248,8 +248,10 @@ def load_config(path=None, overrides=None):
 
 def build_model(cfg, dataset):
     """The compiled Sequential model of ``cfg`` for ``dataset``'s inputs and classes."""
+    from .data import preparation_for
     from .nn.scaling import Scaler
     from .nn.model import Sequential
+    from .nn import transfer
     problems = []
     layers = [layer_from_config(s) for s in cfg["model"]["layers"]]
     model = Sequential(layers, classes=dataset.classes)
@@ -268,8 +270,15 @@ def build_model(cfg, dataset):
     t = cfg["training"]
     model.compile(loss=loss_from_config(cfg["loss"]),
                   optimizer=optimizer_from_config(cfg["optimizer"]),
-                  l1=t["l1"], l2=t["l2"], shrink=t["shrink"])
+                  l1=t["l1"], l2=t["l2"], shrink=t["shrink"],
+                  shrink_biases=t.get("shrink_biases", False),
+                  shrink_when=t.get("shrink_when", "after"))
+    init = cfg["model"].get("init_from")
+    if init:
+        transfer.init_from(model, init["path"], init["layers"])
+    transfer.freeze(model, t.get("freeze", []))
     model.scaler = Scaler(cfg["data"].get("scale", "unit"))
+    model.preparation = preparation_for(dataset, cfg["data"])
     return model
 
 
