@@ -10,6 +10,8 @@ from .errors import ConfigError, GlyphnetError
 from .nn.layers import LAYERS, layer_from_config
 from .nn.losses import LOSSES, loss_from_config
 from .nn.optimizers import OPTIMIZERS, optimizer_from_config
+from .nn.schedule import BATCH_ORDERS
+from .nn.transfer import layer_indices
 
 DEFAULT_LAYERS = [
     {"type": "dense", "units": 256, "init": "he_normal"},
@@ -28,6 +30,9 @@ DEFAULTS = {
         "epochs": 10, "batch_size": 128, "shuffle": True, "l1": 0.0, "l2": 0.0, "shrink": 0.0,
         "lr_decay": 1.0,
         "tensorboard": False,
+        "batch_order": "shuffled", "max_steps": 0, "shrink_biases": False,
+        "shrink_when": "after", "eval_every": 0, "eval_subset": 1000, "freeze": [],
+        "gradcheck": {},
     },
     "loss": {"type": "cross_entropy"},
     "optimizer": {"type": "adam"},
@@ -40,6 +45,9 @@ DEFAULT_RUN = {"model": {"layers": DEFAULT_LAYERS}, "training": {"lr_decay": 0.7
                "optimizer": {"type": "adam", "lr": 2e-3}}
 
 SECTIONS = ("data", "model", "training", "loss", "optimizer", "augment")
+# training.gradcheck: the gradient-angle checks made while training (inspection/monitor.py);
+# every = 0 checks at steps 1, 8, 64, 512, ...
+GRADCHECK_DEFAULTS = {"method": "central", "h": 1e-6, "entries": 3, "every": 0, "images": 4}
 # Older configs name the loss in [training]: loss = "mse", targets = [low, high].
 LEGACY_LOSS_KEYS = ("loss", "targets")
 
@@ -146,6 +154,7 @@ def resolve(raw, source=None):
     cfg["augment"] = augment.check_config(sec["augment"], problems)
 
     training = dict(sec["training"])
+    freeze = training.pop("freeze", [])
     legacy = {k: training.pop(k) for k in LEGACY_LOSS_KEYS if k in training}
     if legacy and sec["loss"]:
         problems.append("training.loss: the loss is given twice, in [loss] and in [training]; "
@@ -167,23 +176,86 @@ def resolve(raw, source=None):
             problems.append(f"training.{name}: expected a number >= 0, got {t[name]}")
     if isinstance(t["lr_decay"], (int, float)) and not 0 < t["lr_decay"] <= 1:
         problems.append(f"training.lr_decay: expected a number in (0, 1], got {t['lr_decay']}")
+    _check_training(t, training, problems)
 
     opt = {"type": "adam", **sec["optimizer"]} if sec["optimizer"] else dict(DEFAULTS["optimizer"])
     cfg["optimizer"] = _check_object("optimizer", OPTIMIZERS, opt, problems, "optimizer")
 
     model = sec["model"]
     for key in model:
-        if key != "layers":
-            problems.append(f"model.{key}: unknown key (expected layers)")
+        if key not in ("layers", "init_from"):
+            problems.append(f"model.{key}: unknown key (expected layers, init_from)")
     layers = model.get("layers", DEFAULT_LAYERS)
     if not isinstance(layers, list) or not layers:
         problems.append("model.layers: expected a non-empty list of layer tables")
         layers = []
     cfg["model"] = {"layers": [_check_object(f"model.layers[{i}]", LAYERS, spec, problems, "layer")
                                for i, spec in enumerate(layers)]}
+    if "init_from" in model:
+        cfg["model"]["init_from"] = _check_init_from(model["init_from"], len(layers), problems)
+    try:
+        t["freeze"] = layer_indices(freeze, len(layers), "training.freeze") if freeze else []
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _check_training(t, given, problems):
+    """The [training] keys of batch order, shrinkage, per-step evaluation and gradient checks
+    (``given``: the keys as written, to tell an explicit batch_order from the default)."""
+    if t["batch_order"] not in BATCH_ORDERS:
+        problems.append(f"training.batch_order: expected one of {', '.join(BATCH_ORDERS)}, "
+                        f"got {t['batch_order']!r}")
+    elif "batch_order" not in given:
+        t["batch_order"] = "shuffled" if t["shuffle"] is not False else "fixed"
+    elif "shuffle" not in given:
+        t["shuffle"] = t["batch_order"] != "fixed"
+    elif given["shuffle"] != (t["batch_order"] != "fixed"):
+        problems.append(f"training.shuffle: contradicts training.batch_order = "
+                        f"{t['batch_order']!r}; keep batch_order alone")
+    if t["shrink_when"] not in ("after", "before"):
+        problems.append(f"training.shrink_when: expected \"after\" or \"before\" (the update), "
+                        f"got {t['shrink_when']!r}")
+    for name in ("max_steps", "eval_every", "eval_subset"):
+        if isinstance(t[name], int) and t[name] < 0:
+            problems.append(f"training.{name}: expected an integer >= 0 (0 = "
+                            f"{'the whole test set' if name == 'eval_subset' else 'off'}), "
+                            f"got {t[name]}")
+    gc = dict(GRADCHECK_DEFAULTS)
+    for key, value in t["gradcheck"].items():
+        if key not in gc:
+            problems.append(f"training.gradcheck.{key}: unknown option (expected "
+                            f"{', '.join(GRADCHECK_DEFAULTS)})")
+        elif _check_type(f"training.gradcheck.{key}", value, gc[key], problems):
+            gc[key] = value
+    if gc["method"] not in ("central", "forward"):
+        problems.append(f"training.gradcheck.method: expected \"central\" or \"forward\" "
+                        f"differences, got {gc['method']!r}")
+    if isinstance(gc["h"], (int, float)) and not gc["h"] > 0:
+        problems.append(f"training.gradcheck.h: expected a step > 0, got {gc['h']!r}")
+    for key, low in (("entries", 1), ("every", 0), ("images", 1)):
+        if isinstance(gc[key], int) and gc[key] < low:
+            problems.append(f"training.gradcheck.{key}: expected an integer >= {low}, "
+                            f"got {gc[key]}")
+    t["gradcheck"] = gc
+
+
+def _check_init_from(value, count, problems):
+    """model.init_from: a model file (all layers copied) or {path = ..., layers = "0:4"}."""
+    spec = {"path": value, "layers": ""} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or \
+            not spec["path"] or set(spec) - {"path", "layers"}:
+        problems.append(f"model.init_from: expected a model file such as \"runs/x/model.npz\" "
+                        f"or {{path = \"runs/x/model.npz\", layers = \"0:4\"}}, got {value!r}")
+        return value
+    spec = {"path": spec["path"], "layers": spec.get("layers", "")}
+    try:
+        layer_indices(spec["layers"], count, "model.init_from.layers")
+    except ValueError as exc:
+        problems.append(str(exc))
+    return spec
 
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -1,5 +1,7 @@
 """A training run as files: RUN_DIR/model.npz, config.toml, history.csv, metrics.json,
-dynamics.npz (training dynamics, see monitor.py)."""
+dynamics.npz (training dynamics, see monitor.py), steps.csv (with training.eval_every, see
+inspection/steps.py)."""
+import copy
 import json
 import os
 import time
@@ -10,13 +12,19 @@ from . import data
 from .errors import TrainingDiverged
 from .fileio import write_atomic
 from .inspection.monitor import Monitor
+from .inspection.steps import StepEvaluator, eval_subset
 
 
 def prepare(cfg, dataset=None, data_dir=None):
     """Load the data (unless given; ``data_dir`` overrides the data directory) and build the
     compiled model of a resolved config. Returns (model, dataset, x_train, x_test) with the
-    inputs scaled for the model."""
+    inputs scaled for the model; the returned dataset's training set includes the fixed
+    augmented copies of ``[augment] copies`` (a given dataset is left as it is)."""
     ds = dataset if dataset is not None else data.load_from_config(cfg["data"], data_dir)
+    if cfg["augment"].get("copies"):
+        ds = copy.copy(ds)
+        ds.x_train, ds.y_train = augmentation.with_copies(ds.x_train, ds.y_train,
+                                                          cfg["augment"]["copies"])
     model = configuration.build_model(cfg, ds)
     model.scaler.fit(ds.x_train)
     return model, ds, model.scaler.transform(ds.x_train), model.scaler.transform(ds.x_test)
@@ -42,8 +50,18 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
     os.makedirs(out_dir, exist_ok=True)
     write_atomic(os.path.join(out_dir, "config.toml"), configuration.dumps(cfg))
     steps = -(-len(x_train) // (t["batch_size"] or len(x_train))) * t["epochs"]
+    if t["max_steps"]:
+        steps = min(steps, t["max_steps"])
+    gc = t["gradcheck"]
     monitor = Monitor(every=max(1, min(10, steps // 100)), seed=cfg["seed"],
-                      check_data=(x_train[:4], ds.y_train[:4]))
+                      check_data=(x_train[:gc["images"]], ds.y_train[:gc["images"]]),
+                      check_entries=gc["entries"], check_method=gc["method"],
+                      check_h=gc["h"], check_every=gc["every"])
+    evaluator = None
+    if t["eval_every"]:
+        evaluator = StepEvaluator(t["eval_every"],
+                                  eval_subset(x_test, ds.y_test, t["eval_subset"]))
+        callbacks = [*callbacks, evaluator]
     val = None
     if ds.x_val is not None and len(ds.x_val):
         val = (model.scaler.transform(ds.x_val), ds.y_val)
@@ -55,7 +73,8 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
                             validation_data=val, test_data=(x_test, ds.y_test),
                             augment=augmentation.from_config(cfg["augment"]),
                             lr_decay=t["lr_decay"], callbacks=[*callbacks, monitor],
-                            verbose=verbose, log=log)
+                            verbose=verbose, log=log, batch_order=t["batch_order"],
+                            max_steps=t["max_steps"])
     except TrainingDiverged as exc:
         error, history = exc, exc.history
     monitor.detach(model)
@@ -81,6 +100,8 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
                  "".join(f"{v:.6g}\n" for v in history.batch_losses))
     write_atomic(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     monitor.save(os.path.join(out_dir, "dynamics.npz"))
+    if evaluator is not None:
+        evaluator.save(os.path.join(out_dir, "steps.csv"))
     if error is not None:
         raise error
     return metrics

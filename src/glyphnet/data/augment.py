@@ -17,6 +17,10 @@ In a TOML config (0 switches a transform off):
     shift = 2                 # pixels, integer, uniform in [-2, 2] for each axis
     noise = 0.1               # std of Gaussian noise added to each pixel
     abs_uniform_noise = 1.0   # x -> |x + U(-a, a)|
+    copies = [{rotate = 10}, {rotate = -10}]   # fixed copies added to the training set
+
+``copies`` are not drawn at random: each entry adds one transformed copy of every training
+image (rotate: exactly that many degrees; shift = [dy, dx] pixels) before training starts.
 """
 import numpy as np
 
@@ -269,7 +273,8 @@ class Compose:
 # ---------------------------------------------------------------------------- config
 
 DEFAULTS = {"elastic": {"alpha": 0.0, "sigma": 0.0}, "rotate": 0.0, "shift": 0, "noise": 0.0,
-            "abs_uniform_noise": 0.0}
+            "abs_uniform_noise": 0.0, "copies": []}
+COPY_KEYS = ("rotate", "shift")
 ELASTIC_DEFAULTS = {"alpha": 34.0, "sigma": 4.0}
 
 
@@ -306,11 +311,64 @@ def check_config(section, problems):
                 if el["alpha"] > 0 and el["sigma"] <= 0:
                     problems.append("augment.elastic.sigma: must be > 0 when alpha > 0")
                 out["elastic"] = el
+        elif key == "copies":
+            out["copies"] = _check_copies(value, problems)
         else:
             v = _number(key, value, problems, integer=(key == "shift"))
             if v is not None:
                 out[key] = v
     return out
+
+
+def _check_copies(value, problems):
+    example = "[{rotate = 10}, {rotate = -10}, {shift = [0, 2]}]"
+    if not isinstance(value, list) or not all(isinstance(c, dict) and c for c in value):
+        problems.append(f"augment.copies: expected a list of transform tables such as "
+                        f"{example}, got {value!r}")
+        return []
+    out = []
+    for n, copy in enumerate(value):
+        key = f"augment.copies[{n}]"
+        for name, v in copy.items():
+            if name not in COPY_KEYS:
+                problems.append(f"{key}.{name}: unknown transform (expected "
+                                f"{', '.join(COPY_KEYS)})")
+            elif name == "rotate" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                problems.append(f"{key}.rotate: expected an angle in degrees, got {v!r}")
+            elif name == "shift" and not (isinstance(v, list) and len(v) == 2 and all(
+                    isinstance(p, int) and not isinstance(p, bool) for p in v)):
+                problems.append(f"{key}.shift: expected [dy, dx] in whole pixels, got {v!r}")
+        out.append(dict(copy))
+    return out
+
+
+def transformed(images, rotate=0.0, shift=(0, 0)):
+    """``images`` (NHWC) rotated by exactly ``rotate`` degrees (anticlockwise) about the
+    centre, then moved by ``shift`` = (dy, dx) pixels (down, right)."""
+    images = np.asarray(images, np.float32)
+    n, h, w, _ = images.shape
+    theta = np.float32(np.deg2rad(rotate))
+    ys, xs = _grid(h, w)
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    y, x = ys - cy - shift[0], xs - cx - shift[1]
+    cos, sin = np.cos(theta), np.sin(theta)
+    grid = np.broadcast_to((cy + cos * y + sin * x)[None], (n, h, w))
+    return bilinear(images, grid.copy(), np.broadcast_to((cx - sin * y + cos * x)[None],
+                                                        (n, h, w)).copy())
+
+
+def with_copies(images, labels, copies):
+    """The training set with one transformed copy of every image per entry of ``copies``
+    (tables as in ``[augment] copies``) appended after the originals."""
+    if not copies:
+        return images, labels
+    if np.asarray(images).ndim != 4:
+        raise ValueError(f"augment.copies needs images (N, H, W, C), got shape "
+                         f"{np.shape(images)}")
+    parts = [np.asarray(images, np.float32)]
+    for c in copies:
+        parts.append(transformed(images, c.get("rotate", 0.0), tuple(c.get("shift", (0, 0)))))
+    return np.concatenate(parts), np.concatenate([labels] * (len(copies) + 1))
 
 
 def from_config(section):

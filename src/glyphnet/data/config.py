@@ -1,12 +1,14 @@
 """The [data] section of a config: its keys and defaults, their validation, and the Dataset it
 describes (the set, then resizing, subsets and splits)."""
+import numpy as np
+
 from ..nn.scaling import Scaler
 from .datasets import DATASETS, load_files, load_folder, load_named, resize_images
 from .splits import first_per_class, validation_split
 
 DATA_DEFAULTS = {
     "dataset": "mnist", "scale": "unit", "train": "", "test": "", "format": "", "classes": [],
-    "train_limit": 0, "test_limit": 0,
+    "train_limit": 0, "test_limit": 0, "classes_subset": [],
     # named sets and image folders
     "path": "", "image_size": 0, "invert": "auto", "contrast": True, "crop": True,
     "center": True, "reject_class": "",
@@ -44,6 +46,11 @@ def check_config(section, problems):
             problems.append(f"data.{key}: expected an integer >= 0 (0 = all), got {v!r}"
                             if key.endswith("limit") or key == "train_per_class" else
                             f"data.{key}: expected an integer >= 0, got {v!r}")
+    sub = out["classes_subset"]
+    if not (isinstance(sub, list) and all(_is_int(c) and c >= 0 for c in sub)
+            and len(set(sub)) == len(sub) and len(sub) != 1):
+        problems.append(f"data.classes_subset: expected a list of two or more distinct class "
+                        f"indices such as [1, 3] ([] = all classes), got {sub!r}")
     if out["format"] not in ("", "idx", "csv"):
         problems.append(f"data.format: expected 'idx' or 'csv', got {out['format']!r}")
     if not isinstance(out["classes"], list) or not all(isinstance(c, str) for c in out["classes"]):
@@ -110,6 +117,26 @@ def _size(value, default=None):
     return (value, value) if value else default
 
 
+def _keep_classes(ds, subset):
+    """Keep only the classes ``subset`` (indices) of ``ds``, relabelled 0, 1, ... in the
+    subset's order; the class names stay (classes_subset = [1, 3] of MNIST: "1", "3")."""
+    from ..errors import DataError
+    bad = [c for c in subset if c >= ds.num_classes]
+    if bad:
+        raise DataError(f"data.classes_subset: class index {bad[0]} is out of range; the data "
+                        f"set {ds.name!r} has {ds.num_classes} classes (0 to "
+                        f"{ds.num_classes - 1})")
+    relabel = np.full(ds.num_classes, -1, np.int64)
+    relabel[subset] = np.arange(len(subset))
+    for part in ("train", "test", "val"):
+        y = getattr(ds, f"y_{part}")
+        if y is not None:
+            keep = relabel[y] >= 0
+            setattr(ds, f"x_{part}", getattr(ds, f"x_{part}")[keep])
+            setattr(ds, f"y_{part}", relabel[y[keep]].astype(y.dtype))
+    ds.classes = [ds.classes[c] for c in subset]
+
+
 def load_from_config(section, root=None):
     """The Dataset a resolved [data] section describes, with subsets and splits applied;
     ``root`` overrides the data directory of named sets."""
@@ -123,6 +150,8 @@ def load_from_config(section, root=None):
                          s["shuffle_split"], s["split_seed"])
     else:
         ds = load_named(name, s["test_per_class"], s["shuffle_split"], s["split_seed"], root)
+    if s["classes_subset"]:
+        _keep_classes(ds, s["classes_subset"])
     if name != "folder" and s["image_size"]:
         size = _size(s["image_size"])
         ds.x_train, ds.x_test = resize_images(ds.x_train, size), resize_images(ds.x_test, size)

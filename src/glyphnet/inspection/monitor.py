@@ -1,11 +1,11 @@
 """Training dynamics, recorded cheaply while ``fit`` runs and saved as RUN_DIR/dynamics.npz.
 
 Every ``every`` steps: the standard deviation of each weight gradient, the mean magnitude of the
-deltas (dL/d output) at the first convolutional layer and a few fixed individual weights. At the
-start: every weight array (a fixed random sample of MAX_INITIAL entries of larger ones). At the
-end of each epoch: the first convolutional layer's filters. At steps 1, 8, 64, 512, ...: a small
-float64 gradient check (angle between finite-difference and analytic gradients) against the
-cost of a few fixed training images.
+deltas (dL/d output) per sample at the first convolutional layer and a few fixed individual
+weights. At the start: every weight array (a fixed random sample of MAX_INITIAL entries of
+larger ones). At the end of each epoch: the first convolutional layer's filters. At steps 1, 8,
+64, 512, ... (or every ``check_every`` steps): a small float64 gradient check (angle between
+finite-difference and analytic gradients) against the cost of a few fixed training images.
 """
 
 import numpy as np
@@ -35,14 +35,17 @@ class Monitor(Callback):
     tracked: how many individual weights to follow.
     check_data: (x, labels), a few training images for the gradient-angle check, or None.
     check_entries: entries checked per parameter array.
+    check_method, check_h: finite differences ("central" or "forward") and their step.
+    check_every: check every this many steps (and at step 1); 0: at steps 1, 8, 64, ...
     """
 
     def __init__(self, every=10, tracked=6, check_data=None, check_entries=3, seed=0,
-                 max_points=500):
+                 max_points=500, check_method="central", check_h=1e-6, check_every=0):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         self.every, self.tracked, self.seed, self.max_points = every, tracked, seed, max_points
         self.check_data, self.check_entries = check_data, check_entries
+        self.check_method, self.check_h, self.check_every = check_method, check_h, check_every
         self.steps, self.grad_std, self.weights = [], [], []
         self.delta_steps, self.deltas = [], []
         self.check_steps, self.check_cost, self.check_angle = [], [], []
@@ -69,8 +72,13 @@ class Monitor(Callback):
             if len(self.steps) > self.max_points:
                 self._thin()
         self._delta_step = step + 1 if (step + 1) % self.every == 0 else None
-        if self.check_data is not None and _power_of_8(step):
+        if self.check_data is not None and self._check_due(step):
             self._gradient_check(model, step)
+
+    def _check_due(self, step):
+        if self.check_every:
+            return step == 1 or step % self.check_every == 0
+        return _power_of_8(step)
 
     def on_epoch_end(self, model, epoch, metrics):
         self.detach(model)
@@ -111,11 +119,14 @@ class Monitor(Callback):
             model.backward_hooks.append(self._record_delta)
 
     def _record_delta(self, index, layer, dy):
-        """On sampled steps, the mean per-image norm of dL/d(output) of the first conv layer
-        (report 004's 'Mag Conv Deltas')."""
+        """On sampled steps, the mean per-image norm of the first conv layer's delta
+        dL_i/d(output_i) of each sample's own loss L_i (report 004's 'Mag Conv Deltas'). The
+        batch loss is the mean of the L_i, so dy is that over the batch size: scaling back by
+        len(dy) keeps a partial last batch from jumping."""
         if index == self._conv and self._delta_step is not None:
             flat = dy.reshape(len(dy), -1)
-            self.deltas.append(float(np.sqrt(np.einsum("ij,ij->i", flat, flat)).mean()))
+            norms = np.sqrt(np.einsum("ij,ij->i", flat, flat, dtype=np.float64))
+            self.deltas.append(float(norms.mean() * len(dy)))
             self.delta_steps.append(self._delta_step)
             self._delta_step = None
 
@@ -127,7 +138,8 @@ class Monitor(Callback):
     def _gradient_check(self, model, step):
         x, labels = self.check_data
         self.detach(model)
-        results = check_model(model, x, labels, max_entries=self.check_entries, seed=self.seed)
+        results = check_model(model, x, labels, eps=self.check_h, max_entries=self.check_entries,
+                              seed=self.seed, method=self.check_method)
         self._attach(model)
         self.check_names = [r["name"] for r in results]
         self.check_steps.append(step)

@@ -22,17 +22,25 @@ def angle_degrees(numeric, analytic):
     return float(np.degrees(2 * np.arctan2(np.linalg.norm(u - v), np.linalg.norm(u + v))))
 
 
-def numeric_gradient(f, a, eps=1e-6, entries=None):
-    """Central differences (f(a + eps) - f(a - eps)) / (2 eps) of the scalar function f() with
-    respect to the flat ``entries`` of the array a (all of them by default), perturbing a in
-    place and restoring it. Returns a flat array, one value per entry."""
+def numeric_gradient(f, a, eps=1e-6, entries=None, method="central"):
+    """Finite differences of the scalar function f() with respect to the flat ``entries`` of
+    the array a (all of them by default), perturbing a in place and restoring it: central
+    (f(a + eps) - f(a - eps)) / (2 eps), error O(eps^2), or forward (f(a + eps) - f(a)) / eps,
+    error O(eps) and one evaluation per entry. Returns a flat array, one value per entry."""
+    if method not in ("central", "forward"):
+        raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
     flat = a.reshape(-1)
     entries = np.arange(flat.size) if entries is None else entries
     numeric = np.empty(len(entries))
+    base = f() if method == "forward" else None
     for j, idx in enumerate(entries):
         old = flat[idx]
         flat[idx] = old + eps
         up = f()
+        if method == "forward":
+            flat[idx] = old
+            numeric[j] = (up - base) / eps
+            continue
         flat[idx] = old - eps
         down = f()
         flat[idx] = old
@@ -40,8 +48,10 @@ def numeric_gradient(f, a, eps=1e-6, entries=None):
     return numeric
 
 
-def check_model(model, x, labels, eps=1e-6, max_entries=40, seed=0, input_grad=False):
-    """Compare analytic gradients of the model's loss with central differences.
+def check_model(model, x, labels, eps=1e-6, max_entries=40, seed=0, input_grad=False,
+                method="central"):
+    """Compare analytic gradients of the model's loss with finite differences (``method``:
+    "central" or "forward", see :func:`numeric_gradient`).
 
     Works on a float64 copy of ``model``. For each parameter array, up to ``max_entries``
     randomly chosen entries are perturbed by +-eps. Returns a list of dicts: name, shape,
@@ -79,7 +89,7 @@ def check_model(model, x, labels, eps=1e-6, max_entries=40, seed=0, input_grad=F
     for name, value, grad in targets:
         picks = np.arange(value.size) if value.size <= max_entries else \
             rng.choice(value.size, max_entries, replace=False)
-        numeric = numeric_gradient(loss_at, value, eps, picks)
+        numeric = numeric_gradient(loss_at, value, eps, picks, method)
         exact = grad.reshape(-1)[picks]
         results.append({"name": name, "shape": tuple(value.shape), "checked": len(picks),
                         "rel_error": relative_error(numeric, exact),

@@ -55,11 +55,13 @@ class Sequential:
     def output_shape(self):
         return self.layers[-1].output_shape
 
-    def compile(self, loss="cross_entropy", optimizer=None, l1=0.0, l2=0.0, shrink=0.0):
+    def compile(self, loss="cross_entropy", optimizer=None, l1=0.0, l2=0.0, shrink=0.0,
+                shrink_biases=False, shrink_when="after"):
         """Set the loss, the optimiser and the weight penalties used by ``fit``.
 
         l2 adds l2 * w to each weight gradient (penalty l2/2 * ||w||^2), l1 adds l1 * sign(w),
-        and shrink applies w <- w * (1 - shrink * |w|) after each update. Biases and batch-norm
+        and shrink applies w <- w * (1 - shrink * |w|) ``shrink_when`` ("after" or "before")
+        each update, to the biases too with ``shrink_biases``. Otherwise biases and batch-norm
         parameters are not penalised.
         """
         if isinstance(loss, str):
@@ -71,15 +73,22 @@ class Sequential:
         for name, value in (("l1", l1), ("l2", l2), ("shrink", shrink)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if shrink_when not in ("after", "before"):
+            raise ValueError(f"shrink_when must be 'after' or 'before', got {shrink_when!r}")
         self.loss = loss
         self.optimizer = optimizer or Adam()
-        self.regularization = {"l1": float(l1), "l2": float(l2), "shrink": float(shrink)}
+        self.regularization = {"l1": float(l1), "l2": float(l2), "shrink": float(shrink),
+                               "shrink_biases": bool(shrink_biases), "shrink_when": shrink_when}
         return self
 
     def parameters(self):
         """(layer index, name, value, gradient) for every trainable array."""
         return [(i, k, layer.params[k], layer.grads[k])
                 for i, layer in enumerate(self.layers) for k in layer.params]
+
+    def trainable_parameters(self):
+        """:meth:`parameters` of the layers that are not frozen (``layer.trainable``)."""
+        return [p for p in self.parameters() if getattr(self.layers[p[0]], "trainable", True)]
 
     def count_params(self):
         return int(sum(p.size for _, _, p, _ in self.parameters()))
@@ -108,13 +117,16 @@ class Sequential:
     def forward(self, x, training=False, upto=None):
         """Run layers[:upto] (all by default)."""
         for layer in self.layers[:upto]:
-            x = layer.forward(x, training)
+            # A frozen layer with state (batch norm) runs as in evaluation: its statistics stay.
+            frozen = not getattr(layer, "trainable", True) and layer.state
+            x = layer.forward(x, training and not frozen)
         return x
 
     def backward(self, dout, upto=None, input_grad=True):
         """Backpropagate dL/d(output of layers[:upto]); returns dL/d(input).
 
-        With ``input_grad=False`` (training) nothing below the first trainable layer is run,
+        With ``input_grad=False`` (training) nothing below the first trainable layer (with
+        parameters, not frozen) is run,
         that layer computes only its parameter gradients when it can (``backward_params``),
         and None is returned: for the usual first Dense layer that skips a quarter of the
         work of a training step. Each of ``backward_hooks`` is called as hook(i, layer,
@@ -127,7 +139,8 @@ class Sequential:
                     hook(i, layers[i], dout)
                 dout = layers[i].backward(dout)
             return dout
-        first = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+        first = next((i for i, layer in enumerate(layers)
+                      if layer.params and getattr(layer, "trainable", True)), len(layers))
         for i in reversed(range(first + 1, len(layers))):
             for hook in self.backward_hooks:
                 hook(i, layers[i], dout)

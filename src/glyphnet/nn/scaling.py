@@ -7,11 +7,12 @@ class Scaler:
     """Maps [0, 1] images to the network's input range. Modes:
 
     unit: x (values in [0, 1]);  offset: 0.01 + 0.99 x (values in [0.01, 1]);
+    symmetric: 2 x - 1 (values in [-1, 1]);
     standardize: (x - mean) / std per pixel, fitted on the training set;
     standardize_global: the same with one mean and std for all pixels.
     """
 
-    MODES = ("unit", "offset", "standardize", "standardize_global")
+    MODES = ("unit", "offset", "symmetric", "standardize", "standardize_global")
 
     def __init__(self, mode="unit"):
         if mode not in self.MODES:
@@ -33,6 +34,8 @@ class Scaler:
             return np.asarray(x, np.float32)
         if self.mode == "offset":
             return (0.01 + 0.99 * np.asarray(x, np.float32)).astype(np.float32)
+        if self.mode == "symmetric":
+            return (2 * np.asarray(x, np.float32) - 1).astype(np.float32)
         if self.mean is None:
             raise RuntimeError("Scaler.fit must be called before transform for standardisation")
         return ((x - self.mean) / self.std).astype(np.float32)

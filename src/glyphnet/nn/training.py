@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import TrainingDiverged
 from . import backend
+from .schedule import BATCH_ORDERS, batches, epoch_batches
 
 
 class History:
@@ -17,6 +18,7 @@ class History:
     def __init__(self):
         self.epochs = []
         self.batch_losses = []
+        self.batch_accuracies = []
 
     def column(self, name):
         return [row.get(name) for row in self.epochs]
@@ -58,7 +60,11 @@ class ProgressBar:
 
 class Callback:
     """Hooks into ``fit``. ``on_batch_end`` runs after the gradients are computed and the
-    parameters updated, so ``model.parameters()`` gives this step's gradients."""
+    parameters updated, so ``model.parameters()`` gives this step's gradients; ``history``
+    is set to the run's History when fit starts (its batch_losses/batch_accuracies end with
+    this step's)."""
+
+    history = None
 
     def on_epoch_begin(self, model, epoch):
         pass
@@ -68,13 +74,6 @@ class Callback:
 
     def on_epoch_end(self, model, epoch, metrics):
         pass
-
-
-def batches(n, batch_size, shuffle, rng):
-    """Index arrays covering range(n): batch_size None or 0 means the whole set (full batch)."""
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    size = n if not batch_size else batch_size
-    return [order[i:i + size] for i in range(0, n, size)]
 
 
 def _snapshot(model):
@@ -92,11 +91,15 @@ def _restore(model, snapshot):
 
 def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         validation_data=None, test_data=None, augment=None, callbacks=(), lr_decay=1.0,
-        verbose=False, log=print):
+        verbose=False, log=print, batch_order=None, max_steps=0):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
 
     batch_size: samples per update; 0/None trains full-batch, 1 is stochastic gradient descent.
     shuffle: draw a new presentation order each epoch (else the data's order is kept).
+    batch_order: "shuffled", "fixed" (the data's order) or "balanced" (every batch holds
+    batch_size / k images of each of the k classes; batch_size 0: one of each); None follows
+    ``shuffle``.
+    max_steps: stop after this many updates, mid-epoch if need be (0: no limit).
     augment: optional function (images, rng) -> images applied to each training batch.
     lr_decay: the optimiser's learning rate is multiplied by this after every epoch.
     validation_data: (x, labels) held out of training, evaluated after every epoch as
@@ -114,38 +117,50 @@ def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
                 raise ValueError(f"{name} must be an (x, y) pair, got {type(pair).__name__}")
             named[name] = check_xy(model, *pair, f"{name}[0]", f"{name}[1]")
     check_batch_size(batch_size)
+    order = batch_order or ("shuffled" if shuffle else "fixed")
+    if order not in BATCH_ORDERS:
+        raise ValueError(f"batch_order must be one of {', '.join(BATCH_ORDERS)}, got {order!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
+            or max_steps < 0:
+        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
     if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     with backend.blas_threads_for(batch_size):
-        return _fit(model, x, labels, epochs, batch_size, shuffle, seed, named["validation_data"],
-                    named["test_data"], augment, callbacks, lr_decay, verbose, log)
+        return _fit(model, x, labels, epochs, batch_size, order, seed, named["validation_data"],
+                    named["test_data"], augment, callbacks, lr_decay, verbose, log, max_steps)
 
 
 # Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
 @np.errstate(over="ignore", invalid="ignore")
-def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, test_data,
-         augment, callbacks, lr_decay, verbose, log):
+def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, test_data,
+         augment, callbacks, lr_decay, verbose, log, max_steps):
     if model.optimizer is None:
         model.compile()
     rng = np.random.default_rng(seed)
     aug_rng = np.random.default_rng(rng.integers(2**63))
     history = History()
-    params = model.parameters()
+    for cb in callbacks:
+        cb.history = history
+    # Frozen layers' arrays are left out: no optimiser state, no penalties, no updates.
+    params = model.trainable_parameters()
     values = [p for _, _, p, _ in params]
     grads = [g for _, _, _, g in params]
     weights = [(p, g) for _, name, p, g in params if name.startswith("W")]
     reg = model.regularization
+    shrunk = [p for _, name, p, _ in params
+              if name.startswith("W") or (reg.get("shrink_biases") and name == "b")]
+    shrink_before = reg.get("shrink_when") == "before"
     step = 0
     for epoch in range(1, epochs + 1):
         good = _snapshot(model)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch)
         start = time.perf_counter()
-        index_batches = batches(len(x), batch_size, shuffle, rng)
+        index_batches = epoch_batches(order, labels, batch_size, rng, model.output_shape[-1])
         bar = ProgressBar(len(index_batches), f"epoch {epoch}/{epochs}") if verbose else None
         loss_sum, correct, seen = 0.0, 0, 0
         for b, idx in enumerate(index_batches, 1):
-            xb = x[idx] if shuffle or len(idx) < len(x) else x
+            xb = x if order == "fixed" and len(idx) == len(x) else x[idx]
             if augment is not None:
                 xb = augment(xb, aug_rng)
             yb = labels[idx]
@@ -158,19 +173,24 @@ def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, t
                     g += reg["l2"] * p
                 if reg["l1"]:
                     g += reg["l1"] * np.sign(p)
+            if reg["shrink"] and shrink_before:
+                _shrink(shrunk, reg["shrink"])
             model.optimizer.step(values, grads)
-            if reg["shrink"]:
-                for p, _ in weights:
-                    p *= 1 - reg["shrink"] * np.abs(p)
+            if reg["shrink"] and not shrink_before:
+                _shrink(shrunk, reg["shrink"])
             step += 1
             loss_sum += loss * len(idx)
-            correct += int(np.sum(out.argmax(axis=1) == yb))
+            hits = int(np.sum(out.argmax(axis=1) == yb))
+            correct += hits
             seen += len(idx)
             history.batch_losses.append(loss)
+            history.batch_accuracies.append(hits / len(idx))
             for cb in callbacks:
                 cb.on_batch_end(model, step, loss)
             if bar:
                 bar.update(b, loss_sum / seen)
+            if step == max_steps:
+                break
         if bar:
             bar.close()
         if not all(np.isfinite(p).all() for p in values):
@@ -196,4 +216,12 @@ def _fit(model, x, labels, epochs, batch_size, shuffle, seed, validation_data, t
                     msg += (f" | {prefix} loss {row[prefix + '_loss']:.4f} "
                             f"acc {row[prefix + '_accuracy']:.4f}")
             log(msg + f" | {row['seconds']:.1f}s")
+        if step == max_steps:
+            break
     return history
+
+
+def _shrink(arrays, rate):
+    """Multiplicative shrinkage w <- w (1 - rate |w|), in place."""
+    for p in arrays:
+        p *= 1 - rate * np.abs(p)
