@@ -308,7 +308,8 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
     from werkzeug.exceptions import BadRequest, HTTPException
 
     from ..nn.model import Sequential
-    from . import inspect_api
+    from .inspect_api import (ActivationMap, activations, check_ablation, incoming_weights,
+                              layer_info, probabilities, robustness_answer)
     from .lab import Lab, parse_config
     if not models and runs_dir is None:
         raise GlyphnetError("no models to serve")
@@ -457,7 +458,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
 
     def activation_map(m):
         if "map" not in m.cache:
-            m.cache["map"] = inspect_api.ActivationMap(m.model, *test_data(m), m.lock)
+            m.cache["map"] = ActivationMap(m.model, *test_data(m), m.lock)
         return m.cache["map"]
 
     def layer_index(m, body, key="layer"):
@@ -471,17 +472,17 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         if not isinstance(ablate, list):
             raise RequestError('"ablate" must be a list of [layer, unit] pairs')
         try:
-            off = inspect_api.check_ablation(m.model, ablate)
+            off = check_ablation(m.model, ablate)
         except ValueError as exc:
             raise RequestError(str(exc)) from None
         x = model_input(m, body)
         with m.lock:
-            p = inspect_api.probabilities(m.model, x, off)[0]
-            base = inspect_api.probabilities(m.model, x)[0] if off else p
-            layers = inspect_api.activations(m.model, x, off)
+            p = probabilities(m.model, x, off)[0]
+            base = probabilities(m.model, x)[0] if off else p
+            layers = activations(m.model, x, off)
         order = np.argsort(p)[::-1]
         return jsonify(model=m.name, layers=[{**info, "values": v} for info, v in
-                                             zip(inspect_api.layer_info(m.model), layers)],
+                                             zip(layer_info(m.model), layers)],
                        prediction=m.classes[int(order[0])],
                        classes=[{"label": m.classes[i], "probability": float(p[i]),
                                  "before": float(base[i])} for i in order],
@@ -494,7 +495,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         i = layer_index(m, body)
         unit = _number(body, "unit", None if "unit" in body else 0, 0,
                        m.model.layers[i].output_shape[-1] - 1, int)
-        found = inspect_api.incoming_weights(m.model, i, unit)
+        found = incoming_weights(m.model, i, unit)
         return jsonify(model=m.name, unit=unit, **(found or {"layer": None}))
 
     @app.post("/api/map")
@@ -525,7 +526,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         limit = _number(body, "limit", 1000, 10, 10000, int)
         key = ("robustness", limit)
         if key not in m.cache:
-            m.cache[key] = inspect_api.robustness_answer(m.model, *test_data(m), limit, m.lock)
+            m.cache[key] = robustness_answer(m.model, *test_data(m), limit, m.lock)
         return jsonify(model=m.name, **m.cache[key])
 
     # -------------------------------------------------------------------- training lab

@@ -74,7 +74,7 @@ function gridCanvas(rows, colour, scale, css) {
 // carrying data-x and data-y so tests (and people with the inspector) can read them.
 function lineChart(box, series, {xLabel = "", yMin, yMax, percentX = false, percentY = false,
                                   dots = true} = {}) {
-  const W = 320, H = 190, L = 46, R = 10, T = 10, B = 34;
+  const W = 320, H = 190, L = 46, R = 16, T = 10, B = 34;
   const all = series.flatMap((s) => s.points).filter(([, y]) => y !== null);
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -266,7 +266,8 @@ function showWeights(w, layer) {
   const bias = w.bias === null ? "" : `, bias ${w.bias.toFixed(3)}`;
   if (w.maps) {
     const scale = maxAbs(w.maps);
-    box.replaceChildren(...w.maps.map((rows) => gridCanvas(rows, diverging, scale, "weight-cell")));
+    const css = w.maps.length === 1 ? "weight-cell big" : "weight-cell";
+    box.replaceChildren(...w.maps.map((rows) => gridCanvas(rows, diverging, scale, css)));
     $("unit-note").textContent = `Incoming weights, one square per input channel ` +
       `(red positive, blue negative, largest |w| = ${scale.toFixed(3)}${bias})${from}.`;
   } else {
