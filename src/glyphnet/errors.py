@@ -23,11 +23,18 @@ class DataError(GlyphnetError):
 class TrainingDiverged(GlyphnetError):
     """The loss or the weights became non-finite; the model holds the last good weights."""
 
-    def __init__(self, epoch, batch, lr, history=None):
+    def __init__(self, epoch, batch, lr, history=None, loss=None):
         self.epoch, self.batch, self.history = epoch, batch, history
         lr_hint = f" (it is {lr:g})" if lr is not None else ""
+        if loss is not None and loss == loss and loss != float("inf"):
+            what = (f"the loss exploded to {loss:.3g}, over a million times the first "
+                    f"batch's")
+        else:
+            what = "the loss or the weights became NaN/inf"
+        completed = len(history.epochs) if history is not None else epoch - 1
+        kept = (f"the weights from the end of epoch {completed}, the last good one"
+                if completed else "its initial weights (no epoch completed)")
         super().__init__(
-            f"training diverged at epoch {epoch}, batch {batch}: the loss or the weights became "
-            f"NaN/inf. Try a lower learning rate{lr_hint}. The model keeps the weights from the "
-            f"end of the last good epoch."
+            f"training diverged at epoch {epoch}, batch {batch}: {what}. Try a lower "
+            f"learning rate{lr_hint}. The model keeps {kept}."
         )

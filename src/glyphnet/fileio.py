@@ -1,5 +1,6 @@
 """Writing files so that a crash or an error never leaves half a file behind."""
 import contextlib
+import glob
 import os
 import tempfile
 
@@ -14,10 +15,15 @@ def _umask():
 def atomic_open(path, mode="wb"):
     """Open a temporary file beside ``path`` for writing; when the block ends without an error
     it replaces ``path`` (with the permissions a new file would get), otherwise it is removed.
-    Parent folders are created."""
+    Parent folders are created. Temporary files of an earlier write of ``path`` that was
+    killed before it could clean up are removed first."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    for leftover in glob.glob(os.path.join(glob.escape(directory),
+                                           f".{glob.escape(os.path.basename(path))}.*.tmp")):
+        with contextlib.suppress(OSError):
+            os.unlink(leftover)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:

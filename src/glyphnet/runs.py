@@ -9,6 +9,8 @@ import time
 from .data import augment as augmentation
 from . import config as configuration
 from . import data
+from . import rundir
+from .nn import checkpoint as checkpoints
 from .errors import TrainingDiverged
 from .fileio import write_atomic
 from .inspection.monitor import Monitor
@@ -30,12 +32,19 @@ def prepare(cfg, dataset=None, data_dir=None):
     return model, ds, model.scaler.transform(ds.x_train), model.scaler.transform(ds.x_test)
 
 
-def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, data_dir=None):
+def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, data_dir=None,
+          from_checkpoint=None):
     """Train the model of a resolved config and write the run directory.
 
     Returns the metrics dict. On divergence the last good model and the history so far are
     still written, metrics.json records the failure, and TrainingDiverged is raised.
+    RUN_DIR/checkpoint.npz is written at every epoch end. On SIGINT/SIGTERM (in the main
+    thread) the current batch is finished, the checkpoint and what the run has so far are
+    written (metrics.json with "interrupted": true) and TrainingInterrupted (a
+    KeyboardInterrupt) is raised; ``resume`` continues such a run. ``from_checkpoint``: a
+    loaded Checkpoint to continue from (see ``resume``).
     """
+    rundir.check_writable(out_dir)
     model, ds, x_train, x_test = prepare(cfg, dataset, data_dir)
     if verbose:
         log(f"data {ds.name}: {len(x_train)} train / {len(x_test)} test images of shape "
@@ -62,21 +71,30 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
         evaluator = StepEvaluator(t["eval_every"],
                                   eval_subset(x_test, ds.y_test, t["eval_subset"]))
         callbacks = [*callbacks, evaluator]
+    stopper = checkpoints.Checkpointer(os.path.join(out_dir, "checkpoint.npz"), monitor)
+    loop = None if from_checkpoint is None else from_checkpoint.restore(model, monitor)
+    interrupted = None
     val = None
     if ds.x_val is not None and len(ds.x_val):
         val = (model.scaler.transform(ds.x_val), ds.y_val)
     start = time.perf_counter()
     error = None
+    stopper.catch_signals()
     try:
         history = model.fit(x_train, ds.y_train, epochs=t["epochs"], batch_size=t["batch_size"],
                             shuffle=t["shuffle"], seed=cfg["seed"],
                             validation_data=val, test_data=(x_test, ds.y_test),
                             augment=augmentation.from_config(cfg["augment"]),
                             lr_decay=t["lr_decay"], callbacks=[*callbacks, monitor],
-                            verbose=verbose, log=log, batch_order=t["batch_order"],
-                            max_steps=t["max_steps"])
+                            verbose=verbose, log=log, checkpoint=stopper, resume=loop,
+                            batch_order=t["batch_order"], max_steps=t["max_steps"])
     except TrainingDiverged as exc:
         error, history = exc, exc.history
+    except checkpoints.TrainingInterrupted as exc:
+        interrupted, history = exc, exc.state.history
+        stopper.save(model, exc.state)
+    finally:
+        stopper.release_signals()
     monitor.detach(model)
     if tensorboard is not None:
         tensorboard.close()
@@ -94,6 +112,8 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
         metrics.update(val_accuracy=final_val["accuracy"], val_loss=final_val["loss"])
     if error is not None:
         metrics["diverged"] = str(error)
+    if interrupted is not None:
+        metrics["interrupted"] = True
     model.save(os.path.join(out_dir, "model.npz"))
     write_atomic(os.path.join(out_dir, "history.csv"), history.csv_text())
     write_atomic(os.path.join(out_dir, "batch_losses.csv"),
@@ -104,4 +124,15 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
         evaluator.save(os.path.join(out_dir, "steps.csv"))
     if error is not None:
         raise error
+    if interrupted is not None:
+        raise interrupted
     return metrics
+
+
+def resume(run_dir, verbose=True, log=print, callbacks=(), dataset=None, data_dir=None):
+    """Continue the run in ``run_dir`` from its checkpoint.npz with its own config.toml;
+    the finished run is the same, bit for bit, as one never interrupted. Returns the
+    metrics dict like ``train``."""
+    ckpt = checkpoints.load(os.path.join(run_dir, "checkpoint.npz"))
+    cfg = configuration.load_config(os.path.join(run_dir, "config.toml"))
+    return train(cfg, run_dir, verbose, log, callbacks, dataset, data_dir, from_checkpoint=ckpt)

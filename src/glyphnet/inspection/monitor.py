@@ -175,6 +175,27 @@ class Monitor(Callback):
         with atomic_open(path) as f:
             np.savez_compressed(f, **self.arrays())
 
+    # The records a checkpoint keeps, besides the arrays in ``initial`` and ``filters``.
+    _STATE = ("every", "steps", "grad_std", "weights", "delta_steps", "deltas", "check_steps",
+              "check_cost", "check_angle", "check_names", "names", "tracked_ids", "_conv",
+              "_delta_step", "_started")
+
+    def state(self):
+        """Everything recorded so far, for a checkpoint: (JSON-ready dict, dict of arrays)."""
+        arrays = {f"initial/{k}": v for k, v in self.initial.items()}
+        arrays.update({f"filters/{e}": w for e, w in self.filters.items()})
+        return {k: getattr(self, k) for k in self._STATE}, arrays
+
+    def load_state(self, meta, arrays):
+        """Continue from :meth:`state`'s output."""
+        for k in self._STATE:
+            setattr(self, k, meta[k])
+        self.tracked_ids = [tuple(t) for t in self.tracked_ids]
+        self.initial = {k[len("initial/"):]: v for k, v in arrays.items()
+                        if k.startswith("initial/")}
+        self.filters = {int(k[len("filters/"):]): v for k, v in arrays.items()
+                        if k.startswith("filters/")}
+
 
 def load_dynamics(path):
     """dynamics.npz as a dict: plain arrays, plus 'initial' {name: array} and 'filters'

@@ -76,6 +76,31 @@ class Callback:
         pass
 
 
+class LoopState:
+    """Where a training loop stands, enough to continue it exactly (see nn/checkpoint.py):
+    ``epoch`` (1-based) and ``batch`` (batches of it done; 0: the epoch has not started),
+    that epoch's index ``batches`` (None when not started), the update count ``step``, the
+    epoch's partial (loss_sum, correct, seen), the order and augmentation generators' states
+    and the History so far."""
+
+    def __init__(self, epoch, batch, batches, step, sums, rng, aug_rng, history):
+        self.epoch, self.batch, self.batches, self.step = epoch, batch, batches, step
+        self.sums, self.rng, self.aug_rng, self.history = sums, rng, aug_rng, history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """fit stopped after a batch because ``checkpoint.requested`` was set (a signal);
+    ``state`` is the LoopState to continue from, ``signum`` the signal's number."""
+
+    def __init__(self, state, signum):
+        super().__init__(f"training interrupted by signal {signum}")
+        self.state, self.signum = state, signum
+
+
+# A finite loss this many times the first batch's (at least 1) counts as divergence.
+EXPLODED = 1e6
+
+
 def _snapshot(model):
     return [[dict((k, v.copy()) for k, v in d.items()) for d in (layer.params, layer.state)]
             for layer in model.layers]
@@ -91,7 +116,8 @@ def _restore(model, snapshot):
 
 def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         validation_data=None, test_data=None, augment=None, callbacks=(), lr_decay=1.0,
-        verbose=False, log=print, batch_order=None, max_steps=0):
+        verbose=False, log=print, batch_order=None, max_steps=0, checkpoint=None,
+        resume=None):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
 
     batch_size: samples per update; 0/None trains full-batch, 1 is stochastic gradient descent.
@@ -100,13 +126,18 @@ def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
     batch_size / k images of each of the k classes; batch_size 0: one of each); None follows
     ``shuffle``.
     max_steps: stop after this many updates, mid-epoch if need be (0: no limit).
+    checkpoint: an object with ``save(model, state)``, called with a LoopState at every epoch
+    end, and ``requested``, checked after every batch: when set, fit raises
+    TrainingInterrupted (see nn/checkpoint.Checkpointer).
+    resume: a LoopState (from a checkpoint) to continue from; the model, optimiser and
+    dropout generators must already hold the checkpoint's state.
     augment: optional function (images, rng) -> images applied to each training batch.
     lr_decay: the optimiser's learning rate is multiplied by this after every epoch.
     validation_data: (x, labels) held out of training, evaluated after every epoch as
     val_loss/val_accuracy (the Keras meaning).
     test_data: (x, labels) of a test set, evaluated after every epoch as test_loss/test_accuracy.
     Raises TrainingDiverged (the model restored to its last good epoch) if the loss or the
-    weights become non-finite.
+    weights become non-finite or the loss explodes (over EXPLODED times the first batch's).
     """
     from .checking import check_batch_size, check_xy
     x, labels = check_xy(model, x, labels, "x", "y", build=True)
@@ -127,18 +158,19 @@ def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     with backend.blas_threads_for(batch_size):
         return _fit(model, x, labels, epochs, batch_size, order, seed, named["validation_data"],
-                    named["test_data"], augment, callbacks, lr_decay, verbose, log, max_steps)
+                    named["test_data"], augment, callbacks, lr_decay, verbose, log, max_steps,
+                    checkpoint, resume)
 
 
 # Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
 @np.errstate(over="ignore", invalid="ignore")
 def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, test_data,
-         augment, callbacks, lr_decay, verbose, log, max_steps):
+         augment, callbacks, lr_decay, verbose, log, max_steps, checkpoint=None, resume=None):
     if model.optimizer is None:
         model.compile()
     rng = np.random.default_rng(seed)
     aug_rng = np.random.default_rng(rng.integers(2**63))
-    history = History()
+    history = History() if resume is None else resume.history
     for cb in callbacks:
         cb.history = history
     # Frozen layers' arrays are left out: no optimiser state, no penalties, no updates.
@@ -150,24 +182,32 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
     shrunk = [p for _, name, p, _ in params
               if name.startswith("W") or (reg.get("shrink_biases") and name == "b")]
     shrink_before = reg.get("shrink_when") == "before"
-    step = 0
-    for epoch in range(1, epochs + 1):
+    step, first_epoch, done = 0, 1, 0
+    if resume is not None:
+        rng.bit_generator.state, aug_rng.bit_generator.state = resume.rng, resume.aug_rng
+        step, first_epoch, done = resume.step, resume.epoch, resume.batch
+    for epoch in range(first_epoch, epochs + 1):
         good = _snapshot(model)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch)
         start = time.perf_counter()
-        index_batches = epoch_batches(order, labels, batch_size, rng, model.output_shape[-1])
+        index_batches = resume.batches if done else \
+            epoch_batches(order, labels, batch_size, rng, model.output_shape[-1])
         bar = ProgressBar(len(index_batches), f"epoch {epoch}/{epochs}") if verbose else None
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen = resume.sums if done else (0.0, 0, 0)
         for b, idx in enumerate(index_batches, 1):
+            if b <= done:   # already trained before the checkpoint
+                continue
             xb = x if order == "fixed" and len(idx) == len(x) else x[idx]
             if augment is not None:
                 xb = augment(xb, aug_rng)
             yb = labels[idx]
             loss, out, _ = model.loss_and_grads(xb, yb, input_grad=False)
-            if not np.isfinite(loss):
+            if not np.isfinite(loss) or history.batch_losses and \
+                    loss > EXPLODED * max(history.batch_losses[0], 1.0):
                 _restore(model, good)
-                raise TrainingDiverged(epoch, b, getattr(model.optimizer, "lr", None), history)
+                raise TrainingDiverged(epoch, b, getattr(model.optimizer, "lr", None), history,
+                                       loss=loss)
             for p, g in weights:
                 if reg["l2"]:
                     g += reg["l2"] * p
@@ -189,6 +229,11 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
                 cb.on_batch_end(model, step, loss)
             if bar:
                 bar.update(b, loss_sum / seen)
+            if checkpoint is not None and checkpoint.requested:
+                raise TrainingInterrupted(
+                    LoopState(epoch, b, index_batches, step, (loss_sum, correct, seen),
+                              rng.bit_generator.state, aug_rng.bit_generator.state, history),
+                    checkpoint.requested)
             if step == max_steps:
                 break
         if bar:
@@ -216,6 +261,11 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
                     msg += (f" | {prefix} loss {row[prefix + '_loss']:.4f} "
                             f"acc {row[prefix + '_accuracy']:.4f}")
             log(msg + f" | {row['seconds']:.1f}s")
+        done = 0
+        if checkpoint is not None:
+            checkpoint.save(model, LoopState(epoch + 1, 0, None, step, (0.0, 0, 0),
+                                             rng.bit_generator.state,
+                                             aug_rng.bit_generator.state, history))
         if step == max_steps:
             break
     return history

@@ -1,0 +1,166 @@
+"""Checkpoints: everything a training run needs to continue exactly where it stopped, in one
+.npz without pickle (RUN_DIR/checkpoint.npz).
+
+A checkpoint holds the model's parameters and state arrays, the optimiser's state (moments,
+velocities, step count) and learning rate after decay, the state of every random generator
+(presentation order, augmentation, each dropout layer's), the position in training (epoch,
+batch, the current epoch's batches and partial sums), the history and, when given, a
+monitor's records. Generator states and the other small records are JSON text inside the
+archive, so loading needs no pickle.
+"""
+import json
+import os
+import signal
+import threading
+import zipfile
+
+import numpy as np
+
+from ..errors import GlyphnetError
+from ..fileio import atomic_open
+from .training import History, LoopState, TrainingInterrupted
+
+FORMAT = 1
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _json(value):
+    return json.dumps(value, default=float)
+
+
+def _generators(model):
+    """(layer index, generator) of every layer that draws random numbers (dropout)."""
+    return [(i, layer.rng) for i, layer in enumerate(model.layers)
+            if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+
+
+def save(path, model, state, monitor=None):
+    """Write the checkpoint of ``model`` at loop position ``state`` (a LoopState) atomically."""
+    meta = {
+        "format": FORMAT, "epoch": state.epoch, "batch": state.batch, "step": state.step,
+        "sums": list(state.sums), "rng": state.rng, "aug_rng": state.aug_rng,
+        "history": vars(state.history), "lr": float(model.optimizer.lr),
+        "dropout": {str(i): g.bit_generator.state for i, g in _generators(model)},
+    }
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        for group, d in (("param", layer.params), ("state", layer.state)):
+            for k, v in d.items():
+                arrays[f"{group}/{i}/{k}"] = v
+    for k, v in model.optimizer.state_arrays().items():
+        arrays[f"optimizer/{k}"] = v
+    if state.batches is not None:
+        arrays["order"] = np.concatenate(state.batches).astype(np.int64)
+        arrays["sizes"] = np.array([len(b) for b in state.batches], np.int64)
+    if monitor is not None:
+        monitor_meta, monitor_arrays = monitor.state()
+        meta["monitor"] = monitor_meta
+        arrays.update({f"monitor/{k}": v for k, v in monitor_arrays.items()})
+    arrays["meta"] = np.array(_json(meta))
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
+
+
+class Checkpoint:
+    """A checkpoint read back: ``meta`` (the JSON record) and ``arrays``."""
+
+    def __init__(self, path, meta, arrays):
+        self.path, self.meta, self.arrays = path, meta, arrays
+
+    def _group(self, prefix):
+        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+
+    def restore(self, model, monitor=None):
+        """Put the saved weights, optimiser, generators (and monitor records) into ``model``
+        (built and compiled like the saved one); returns the LoopState to pass to fit."""
+        for i, layer in enumerate(model.layers):
+            for group, d in (("param", layer.params), ("state", layer.state)):
+                for k in d:
+                    saved = self.arrays.get(f"{group}/{i}/{k}")
+                    if saved is None or saved.shape != d[k].shape:
+                        raise GlyphnetError(
+                            f"{self.path}: {group} {k} of layer {i} is "
+                            f"{'missing' if saved is None else f'of shape {saved.shape}'}, "
+                            f"expected shape {d[k].shape}: the checkpoint is not of this "
+                            f"run's model")
+                    d[k][...] = saved
+        model.optimizer.load_state(self._group("optimizer/"))
+        model.optimizer.lr = self.meta["lr"]
+        dropout = self.meta["dropout"]
+        for i, g in _generators(model):
+            if str(i) in dropout:
+                g.bit_generator.state = dropout[str(i)]
+        if monitor is not None and "monitor" in self.meta:
+            monitor.load_state(self.meta["monitor"], self._group("monitor/"))
+        history = History()
+        for k, v in self.meta["history"].items():
+            setattr(history, k, v)
+        batches = None
+        if "order" in self.arrays:
+            bounds = np.cumsum(self.arrays["sizes"])[:-1]
+            batches = np.split(self.arrays["order"].astype(np.intp), bounds)
+        m = self.meta
+        return LoopState(m["epoch"], m["batch"], batches, m["step"], tuple(m["sums"]),
+                         m["rng"], m["aug_rng"], history)
+
+
+def load(path):
+    """Read a checkpoint written by :func:`save`; a damaged file is a GlyphnetError."""
+    try:
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not an .npz archive")
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"checkpoint format {meta.get('format')!r} is not supported"
+                             if isinstance(meta, dict) else "the record is not a table")
+        for key in ("epoch", "batch", "step", "sums", "rng", "aug_rng", "history", "lr",
+                    "dropout"):
+            if key not in meta:
+                raise ValueError(f"the record has no {key!r}")
+    except FileNotFoundError:
+        raise GlyphnetError(f"{path}: no checkpoint (the run cannot be resumed)") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise GlyphnetError(f"{path}: damaged checkpoint ({exc})") from None
+    return Checkpoint(path, meta, arrays)
+
+
+class Checkpointer:
+    """What ``fit(checkpoint=...)`` needs: ``save(model, state)`` at every epoch end and
+    ``requested`` (the number of a signal received, or None), checked after every batch.
+
+    Between ``catch_signals()`` and ``release_signals()``, SIGINT and SIGTERM set ``requested``
+    instead of stopping the program, so the current batch finishes and a checkpoint is
+    written. Outside the main thread (where Python cannot handle signals) nothing changes.
+    """
+
+    def __init__(self, path, monitor=None):
+        self.path, self.monitor = path, monitor
+        self.requested = None
+        self._previous = {}
+
+    def save(self, model, state):
+        save(self.path, model, state, self.monitor)
+
+    def request(self, signum=signal.SIGINT):
+        """Ask fit to stop after the current batch, as a signal would."""
+        self.requested = signum
+
+    def _handler(self, signum, frame):
+        self.requested = signum
+
+    def catch_signals(self):
+        """Make SIGINT and SIGTERM set ``requested`` until :meth:`release_signals`."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handler) for s in SIGNALS}
+
+    def release_signals(self):
+        """Put back the handlers :meth:`catch_signals` replaced."""
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+__all__ = ["Checkpoint", "Checkpointer", "TrainingInterrupted", "load", "save"]
