@@ -110,6 +110,18 @@ def test_resuming_twice_and_sigterm(toy, reference, tmp_path):
     assert same_weights(run, reference["adam"])
 
 
+def test_per_step_evaluations_survive_a_resume(toy, tmp_path):
+    alone, run = str(tmp_path / "alone"), str(tmp_path / "run")
+    runs.train(toy_config(eval_every=3), alone, verbose=False, dataset=toy)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(toy_config(eval_every=3), run, verbose=False, dataset=toy,
+                   callbacks=[SignalAt(10)])
+    runs.resume(run, verbose=False, dataset=toy)
+    steps = open(os.path.join(run, "steps.csv")).read()
+    assert steps == open(os.path.join(alone, "steps.csv")).read()
+    assert len(steps.splitlines()) == 1 + 1 + 24 // 3   # header, step 1, every 3rd
+
+
 def test_signal_handlers_are_restored(toy, tmp_path):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     runs.train(toy_config(epochs=1), str(tmp_path / "a"), verbose=False, dataset=toy)

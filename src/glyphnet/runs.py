@@ -71,8 +71,9 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
         evaluator = StepEvaluator(t["eval_every"],
                                   eval_subset(x_test, ds.y_test, t["eval_subset"]))
         callbacks = [*callbacks, evaluator]
-    stopper = checkpoints.Checkpointer(os.path.join(out_dir, "checkpoint.npz"), monitor)
-    loop = None if from_checkpoint is None else from_checkpoint.restore(model, monitor)
+    recorders = {"monitor": monitor, **({"steps": evaluator} if evaluator else {})}
+    stopper = checkpoints.Checkpointer(os.path.join(out_dir, "checkpoint.npz"), recorders)
+    loop = None if from_checkpoint is None else from_checkpoint.restore(model, recorders)
     interrupted = None
     val = None
     if ds.x_val is not None and len(ds.x_val):

@@ -42,6 +42,13 @@ class StepEvaluator(Callback):
     def save(self, path):
         write_atomic(path, self.csv_text())
 
+    def state(self):
+        """The rows so far, for a checkpoint: (JSON-ready dict, no arrays)."""
+        return {"rows": self.rows}, {}
+
+    def load_state(self, meta, arrays):
+        self.rows = meta["rows"]
+
 
 def eval_subset(x, labels, size, seed=0):
     """A fixed random subset of ``size`` samples (0 or more than there are: all), in data

@@ -4,8 +4,9 @@
 A checkpoint holds the model's parameters and state arrays, the optimiser's state (moments,
 velocities, step count) and learning rate after decay, the state of every random generator
 (presentation order, augmentation, each dropout layer's), the position in training (epoch,
-batch, the current epoch's batches and partial sums), the history and, when given, a
-monitor's records. Generator states and the other small records are JSON text inside the
+batch, the current epoch's batches and partial sums), the history and the records of the
+callbacks given as ``recorders`` (any object with ``state()`` -> (JSON-ready dict, arrays)
+and ``load_state(meta, arrays)``, such as the Monitor). Generator states and the other small records are JSON text inside the
 archive, so loading needs no pickle.
 """
 import json
@@ -34,7 +35,7 @@ def _generators(model):
             if isinstance(getattr(layer, "rng", None), np.random.Generator)]
 
 
-def save(path, model, state, monitor=None):
+def save(path, model, state, recorders=None):
     """Write the checkpoint of ``model`` at loop position ``state`` (a LoopState) atomically."""
     meta = {
         "format": FORMAT, "epoch": state.epoch, "batch": state.batch, "step": state.step,
@@ -52,10 +53,10 @@ def save(path, model, state, monitor=None):
     if state.batches is not None:
         arrays["order"] = np.concatenate(state.batches).astype(np.int64)
         arrays["sizes"] = np.array([len(b) for b in state.batches], np.int64)
-    if monitor is not None:
-        monitor_meta, monitor_arrays = monitor.state()
-        meta["monitor"] = monitor_meta
-        arrays.update({f"monitor/{k}": v for k, v in monitor_arrays.items()})
+    meta["recorders"] = {}
+    for name, recorder in (recorders or {}).items():
+        meta["recorders"][name], extra = recorder.state()
+        arrays.update({f"{name}/{k}": v for k, v in extra.items()})
     arrays["meta"] = np.array(_json(meta))
     with atomic_open(path) as f:
         np.savez(f, **arrays)
@@ -70,9 +71,10 @@ class Checkpoint:
     def _group(self, prefix):
         return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
 
-    def restore(self, model, monitor=None):
-        """Put the saved weights, optimiser, generators (and monitor records) into ``model``
-        (built and compiled like the saved one); returns the LoopState to pass to fit."""
+    def restore(self, model, recorders=None):
+        """Put the saved weights, optimiser and generators into ``model`` (built and compiled
+        like the saved one) and the saved records into ``recorders`` (as given to
+        :func:`save`); returns the LoopState to pass to fit."""
         for i, layer in enumerate(model.layers):
             for group, d in (("param", layer.params), ("state", layer.state)):
                 for k in d:
@@ -90,8 +92,10 @@ class Checkpoint:
         for i, g in _generators(model):
             if str(i) in dropout:
                 g.bit_generator.state = dropout[str(i)]
-        if monitor is not None and "monitor" in self.meta:
-            monitor.load_state(self.meta["monitor"], self._group("monitor/"))
+        saved = self.meta.get("recorders", {})
+        for name, recorder in (recorders or {}).items():
+            if name in saved:
+                recorder.load_state(saved[name], self._group(f"{name}/"))
         history = History()
         for k, v in self.meta["history"].items():
             setattr(history, k, v)
@@ -137,13 +141,13 @@ class Checkpointer:
     written. Outside the main thread (where Python cannot handle signals) nothing changes.
     """
 
-    def __init__(self, path, monitor=None):
-        self.path, self.monitor = path, monitor
+    def __init__(self, path, recorders=None):
+        self.path, self.recorders = path, recorders
         self.requested = None
         self._previous = {}
 
     def save(self, model, state):
-        save(self.path, model, state, self.monitor)
+        save(self.path, model, state, self.recorders)
 
     def request(self, signum=signal.SIGINT):
         """Ask fit to stop after the current batch, as a signal would."""
