@@ -374,10 +374,12 @@ def test_serve_reports_bad_models_and_options(tmp_path, capsys):
 
 
 def test_serve_command_answers_on_loopback(model_path, tmp_path):
+    (tmp_path / "runs" / "earlier").mkdir(parents=True)   # a finished run is served too
+    (tmp_path / "runs" / "earlier" / "model.npz").write_bytes(model_path.read_bytes())
     with subprocess.Popen(
             [sys.executable, "-m", "glyphnet.cli", "serve", str(model_path), "--port", "0",
-             "--save-dir", str(tmp_path / "d")], stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True) as proc:
+             "--save-dir", str(tmp_path / "d"), "--runs-dir", str(tmp_path / "runs")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
                          daemon=True).start()
@@ -389,7 +391,8 @@ def test_serve_command_answers_on_loopback(model_path, tmp_path):
                     url = line.split()[3]
             assert url.startswith("http://127.0.0.1:")
             with urllib.request.urlopen(url + "api/models", timeout=10) as r:
-                assert json.load(r)["models"][0]["name"] == "digits"
+                info = json.load(r)
+            assert [m["name"] for m in info["models"]] == ["digits", "earlier"] and info["lab"]
         finally:
             proc.terminate()
 

@@ -253,6 +253,14 @@ def test_lab_is_off_without_a_runs_folder(cnn):
     assert r.status_code == 403 and "--runs-dir" in r.get_json()["error"]
 
 
+def test_a_server_without_models_waits_for_a_training(tmp_path):
+    c = create_app({}, runs_dir=tmp_path / "runs").test_client()
+    assert c.get("/api/models").get_json()["models"] == []
+    r = c.post("/api/predict", json={"pixels": [[0, 1], [1, 0]]})
+    assert r.status_code == 404 and "train one in the Train tab" in r.get_json()["error"]
+    assert not (tmp_path / "runs").exists()   # nothing is written before a training starts
+
+
 def wait_done(client, sid, timeout=120):
     events, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:

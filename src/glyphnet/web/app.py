@@ -366,9 +366,10 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
 
     def pick_model(body):
         name = body.get("model", default or next(iter(served), None))
+        if not served:
+            raise RequestError("no models yet: train one in the Train tab", 404)
         if not isinstance(name, str) or name not in served:
-            raise RequestError(f"unknown model {name!r}; served: "
-                               f"{', '.join(served) or 'none yet'}", 404)
+            raise RequestError(f"unknown model {name!r}; served: {', '.join(served)}", 404)
         return served[name]
 
     @app.before_request
@@ -447,7 +448,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
             raise RequestError("the image is blank: draw something first")
         return x
 
-    def test_data(m):
+    def evaluation_data(m):
         if "test" not in m.cache:
             from ..inspection.robustness import evaluation_set
             try:
@@ -458,11 +459,11 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
 
     def activation_map(m):
         if "map" not in m.cache:
-            m.cache["map"] = ActivationMap(m.model, *test_data(m), m.lock)
+            m.cache["map"] = ActivationMap(m.model, *evaluation_data(m), m.lock)
         return m.cache["map"]
 
-    def layer_index(m, body, key="layer"):
-        return _number(body, key, None if key in body else 0, 0, len(m.model.layers) - 1, int)
+    def layer_index(m, body):
+        return _number(body, "layer", 0, 0, len(m.model.layers) - 1, int)
 
     @app.post("/api/inspect")
     def inspect():
@@ -493,8 +494,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         body = json_body(("model", "layer", "unit"))
         m = pick_model(body)
         i = layer_index(m, body)
-        unit = _number(body, "unit", None if "unit" in body else 0, 0,
-                       m.model.layers[i].output_shape[-1] - 1, int)
+        unit = _number(body, "unit", 0, 0, m.model.layers[i].output_shape[-1] - 1, int)
         found = incoming_weights(m.model, i, unit)
         return jsonify(model=m.name, unit=unit, **(found or {"layer": None}))
 
@@ -516,7 +516,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         body = json_body(("model", "index"))
         m = pick_model(body)
         amap = activation_map(m)
-        i = _number(body, "index", None if "index" in body else 0, 0, len(amap.y) - 1, int)
+        i = _number(body, "index", 0, 0, len(amap.y) - 1, int)
         return jsonify(model=m.name, **amap.sample(i))
 
     @app.post("/api/robustness")
@@ -526,7 +526,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         limit = _number(body, "limit", 1000, 10, 10000, int)
         key = ("robustness", limit)
         if key not in m.cache:
-            m.cache[key] = robustness_answer(m.model, *test_data(m), limit, m.lock)
+            m.cache[key] = robustness_answer(m.model, *evaluation_data(m), limit, m.lock)
         return jsonify(model=m.name, **m.cache[key])
 
     # -------------------------------------------------------------------- training lab
