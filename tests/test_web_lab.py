@@ -196,6 +196,17 @@ def test_the_map_of_test_activations(client, cnn, mnist):
     assert client.post("/api/sample", json={"index": 300}).status_code == 400
 
 
+@pytest.mark.slow
+def test_the_tsne_map_puts_the_drawing_on_the_nearest_test_image(client, cnn, mnist):
+    m = client.post("/api/map", json={"layer": 2, "method": "tsne",
+                                      "pixels": pixels(mnist, 5)}).get_json()
+    assert m["method"] == "tsne" and len(m["x"]) == len(m["y"]) == 300
+    a = embedding.activations(cnn, mnist[0][:300], 2)
+    drawn = embedding.activations(cnn, scaled(cnn, pixels(mnist, 5)), 2)
+    nearest = int(((a - drawn) ** 2).sum(axis=1).argmin())
+    assert m["drawing"] == pytest.approx([m["x"][nearest], m["y"][nearest]], abs=1e-3)
+
+
 def test_robustness_curves_match_the_library(client, cnn, mnist):
     r = client.post("/api/robustness", json={"limit": 40}).get_json()
     expected = robustness.robustness(cnn, mnist[0][:40], mnist[1][:40])
@@ -305,9 +316,13 @@ def test_a_training_can_be_stopped(client, tmp_path):
     while client.get(f"/api/lab/{sid}").get_json()["events"] < 3:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    second = client.post("/api/lab/start", json={"config": TINY, "name": "second"})
+    assert second.status_code == 409 and "long is still training" in second.get_json()["error"]
     assert client.post(f"/api/lab/{sid}/stop", json={}).status_code == 200
     state, events = wait_done(client, sid)
     assert state["state"] == "stopped" and events[-1]["type"] == "stopped"
+    weights = [e for e in events if e["type"] == "weights"]   # only the newest kept
+    assert weights[-1]["maps"] is not None and all(e["maps"] is None for e in weights[:-1])
     assert (tmp_path / "runs" / "long" / "config.toml").exists()
     assert client.post("/api/lab/99/stop", json={}).status_code == 404
 

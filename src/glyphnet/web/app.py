@@ -567,6 +567,10 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
         lb = the_lab()
         body = json_body(("config", "epochs", "lr", "name"))
         cfg = lab_config(body)
+        busy = lb.running()
+        if busy:   # one at a time: trainings share the CPU with the server and each other
+            raise RequestError(f"{busy[0].name} is still training: stop it or wait for it to "
+                               "finish", 409)
         s = lb.start(cfg, body.get("name") or time.strftime("lab-%Y%m%d-%H%M%S"))
         return jsonify(s.describe())
 

@@ -142,6 +142,7 @@ class Session:
         self.id, self.name, self.out_dir, self.cfg = sid, name, out_dir, cfg
         self.process, self.queue, self.on_finished = process, queue, on_finished
         self.events, self.state, self.model = [], "starting", None
+        self.last_weights = None   # index of the newest weights event
         self.changed = threading.Condition()
         self.relay = threading.Thread(target=self._relay, daemon=True)
         self.relay.start()
@@ -149,6 +150,10 @@ class Session:
     def _add(self, event):
         with self.changed:
             event["id"] = len(self.events)
+            if event["type"] == "weights":   # only the newest weights are kept in memory
+                if self.last_weights is not None:
+                    self.events[self.last_weights]["maps"] = None
+                self.last_weights = event["id"]
             self.events.append(event)
             if event["type"] in ("started", "finished", "stopped", "failed"):
                 self.state = "running" if event["type"] == "started" else event["type"]
@@ -246,6 +251,10 @@ class Lab:
 
     def get(self, sid):
         return self.sessions.get(sid)
+
+    def running(self):
+        """The sessions that have not ended."""
+        return [s for s in list(self.sessions.values()) if not s.done]
 
     def stop_all(self, timeout=10):
         """Interrupt every running training and wait for it to end (server shutdown, tests)."""
