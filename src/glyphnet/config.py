@@ -237,6 +237,12 @@ def read_toml(path, what="config file"):
         raise GlyphnetError(f"{path}: {what} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise GlyphnetError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GlyphnetError(f"{path}: not UTF-8 text (byte {exc.start} is "
+                            f"{exc.object[exc.start:exc.start + 1]!r}); TOML files must be "
+                            f"UTF-8") from None
+    except RecursionError:
+        raise GlyphnetError(f"{path}: invalid TOML: values nested too deeply") from None
     except OSError as exc:
         raise GlyphnetError(f"{path}: cannot read {what} ({exc})") from None
 

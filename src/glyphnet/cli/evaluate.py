@@ -58,6 +58,11 @@ def run(args):
         raise GlyphnetError(f"{args.model} expects inputs of shape {tuple(model.input_shape)} "
                             f"but data set {ds.name!r} has {tuple(ds.input_shape)}")
     classes = model.class_names
+    labels_seen = int(ds.y_test.max()) + 1 if len(ds.y_test) else 0
+    if max(ds.num_classes, labels_seen) > len(classes):
+        raise GlyphnetError(f"{args.model} tells {len(classes)} classes apart but data set "
+                            f"{ds.name!r} has {max(ds.num_classes, labels_seen)}; evaluate it "
+                            f"on data with the model's classes (--data NAME)")
     if list(ds.classes) != classes:
         print(f"warning: the model's classes ({_few(classes)}) differ from the data set's "
               f"({_few(ds.classes)}); labels are compared by index", file=sys.stderr)

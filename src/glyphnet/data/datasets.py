@@ -60,6 +60,13 @@ def load_files(train, test, classes=None, fmt=None, image_shape=(28, 28), name="
         raise DataError(f"train images are {x_train.shape[1:3]} but test images are "
                         f"{x_test.shape[1:3]}")
     if classes is None:
+        unseen = np.setdiff1d(y_test, y_train)
+        if unseen.size:
+            test_file, train_file = (spec[1] if isinstance(spec, (list, tuple)) else spec
+                                     for spec in (test, train))
+            raise DataError(f"{test_file}: label {int(unseen[0])} is in the test file but never "
+                            f"in the training file {train_file}; a model cannot learn a class "
+                            f"it never sees (list every class in [data] classes to allow it)")
         classes = [str(i) for i in range(int(max(y_train.max(), y_test.max())) + 1)]
     return Dataset(name, x_train, y_train, x_test, y_test, list(classes))
 

@@ -7,29 +7,75 @@ import hashlib
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import DataError
 
 
+# The largest image side read (the server's limit too), checked before any pixel is decoded.
+MAX_IMAGE_SIDE = 2048
+
+
+def _grey(im):
+    """Pixels of an opened image as float32 greyscale in [0, 1]: 8-bit images divided by 255,
+    16-bit ones by 65535 and 32-bit integer ones by their type's range, float ones kept when
+    they lie in [0, 1] and else stretched from their minimum to their maximum (scaled, never
+    clipped)."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Transparent pixels count as white paper.
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    if im.mode.startswith("I;16"):
+        return np.asarray(im, np.float32) / 65535.0
+    if im.mode == "I":
+        values = np.asarray(im, np.float64)
+        top = 255.0 if values.max(initial=0) <= 255 and values.min(initial=0) >= 0 else \
+            65535.0 if values.max(initial=0) <= 65535 and values.min(initial=0) >= 0 else None
+        if top is None:
+            values = values - values.min()
+            top = max(values.max(), 1.0)
+        return (values / top).astype(np.float32)
+    if im.mode == "F":
+        values = np.asarray(im, np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("the image holds NaN or infinite pixel values")
+        lo, hi = float(values.min(initial=0)), float(values.max(initial=0))
+        if lo >= 0 and hi <= 1:
+            return values
+        return ((values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)).astype(
+            np.float32)
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
 def read_image(path):
-    """A greyscale image file (PNG, JPEG, PGM, ...) as float32 in [0, 1], shape (H, W)."""
+    """A greyscale image file (PNG, JPEG, PGM, TIFF, ...) as float32 in [0, 1], shape (H, W).
+    Images over MAX_IMAGE_SIDE pixels a side (decompression bombs included) are refused
+    before decoding; 16-bit and float images are scaled into [0, 1] (see ``_grey``)."""
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
+                raise DataError(f"{path}: the image is {width}x{height} pixels; at most "
+                                f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} are read")
             im.load()
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                # Transparent pixels count as white paper.
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            grey = _grey(im)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except Exception as exc:   # any failure to decode a file's bytes is the file's problem
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
     if grey.size == 0:
         raise DataError(f"{path}: empty image")
     return grey
+
+
+def is_blank(grey):
+    """Whether an image has no ink at all (every pixel the same, as the server judges)."""
+    return float(np.ptp(grey)) < 1e-3
 
 
 def ink_high(grey):

@@ -1,10 +1,13 @@
 """Readers for data files: IDX (optionally gzip-compressed) and MNIST-style CSV, each checked
 while it is read. Images come back as float32 NHWC arrays in [0, 1] (ink high), labels as int64."""
 import gzip
+import math
 import os
+import zlib
 
 import numpy as np
 
+from .. import memory
 from ..errors import DataError
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -22,30 +25,56 @@ def read_idx(path):
 
     IDX: two zero bytes, a type code, the number of dimensions, then each size as a big-endian
     uint32, then the data. MNIST images have magic 2051 (ubyte, 3 dims), labels 2049 (1 dim).
+    The header's sizes are checked before the data is read: a compressed file is inflated only
+    up to the declared size (plus one byte, to tell a file with more data).
     """
     try:
         with _open(path) as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+                raise DataError(f"{path}: not an IDX file (bad magic number "
+                                f"{head[:4].hex() or 'empty'})")
+            ndim = head[3]
+            dims = f.read(4 * ndim)
+            if ndim == 0 or len(dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 + 4 * i], "big") for i in range(ndim))
+            dtype = np.dtype(IDX_TYPES[head[2]])
+            expected = math.prod(shape) * dtype.itemsize
+            if not path.endswith(".gz"):
+                held = os.path.getsize(path) - 4 - 4 * ndim
+                if held != expected:
+                    raise DataError(_size_mismatch(path, shape, expected, held))
+            elif expected > memory.available():
+                raise DataError(f"{path}: header says shape {shape} ({expected} bytes of "
+                                f"data), more than the memory available; the file is corrupt")
+            raw = f.read(expected + 1)
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: header says shape {shape} ({expected} bytes of data) but the "
-                        f"file holds {len(raw) - header} bytes; the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    if len(raw) != expected:
+        raise DataError(_size_mismatch(path, shape, expected, len(raw) if len(raw) < expected
+                                       else f"more than {expected}"))
+    return np.frombuffer(raw, dtype).reshape(shape)
+
+
+def _size_mismatch(path, shape, expected, held):
+    return (f"{path}: header says shape {shape} ({expected} bytes of data) but the file holds "
+            f"{held} bytes; the file is truncated or corrupt")
 
 
 def check_labels(path, labels, num_classes=None):
     if labels.ndim != 1:
         raise DataError(f"{path}: labels must be one-dimensional, got shape {labels.shape}")
+    if labels.dtype.kind == "f" and len(labels):
+        bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
+        if bad.size:
+            raise DataError(f"{path}: label {labels[bad[0]]!r} (label {bad[0] + 1}) is not a "
+                            f"whole number")
+        if np.abs(labels).max() >= 2**31:
+            raise DataError(f"{path}: label {labels[np.abs(labels).argmax()]:.17g} is out of "
+                            f"range; labels are class numbers 0, 1, 2, ...")
     if len(labels) and labels.min() < 0:
         raise DataError(f"{path}: negative label {int(labels.min())}")
     if num_classes is not None and len(labels) and labels.max() >= num_classes:
@@ -81,33 +110,54 @@ def load_idx_pair(images_path, labels_path, num_classes=None):
     return to_float_images(images_path, images), labels
 
 
-def load_csv(path, image_shape=(28, 28), num_classes=None):
-    """MNIST-style CSV: one image per row, the label first, then the pixels (0..255) row-major.
-    A header line is skipped if its first field is not a number."""
-    pixels = int(np.prod(image_shape))
+def _read_text(path):
+    """The text of a (possibly gzip-compressed) UTF-8 file, a byte-order mark dropped."""
     try:
         with _open(path) as f:
-            first = f.readline().decode("utf-8", "replace")
-            if not first.strip():
-                raise DataError(f"{path}: no data rows")
-            header = _is_header(first)
-            f.seek(0)
-            table = np.loadtxt(f, delimiter=",", dtype=np.float32, skiprows=int(header),
-                               ndmin=2)
-    except (OSError, EOFError) as exc:
+            return f.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
+
+
+def load_csv(path, image_shape=(28, 28), num_classes=None):
+    """MNIST-style CSV: one image per row, the label first, then the pixels (0..255) row-major.
+    A header line is skipped if its first field is not a number; a UTF-8 byte-order mark is
+    ignored. A bad value is reported with its row (data rows are numbered from 1) as written
+    in the file."""
+    pixels = int(np.prod(image_shape))
+    text = _read_text(path)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"{path}: no data rows")
+    header = _is_header(lines[0])
+    rows = lines[1:] if header else lines
+    try:
+        table = np.loadtxt(rows, delimiter=",", dtype=np.float32, ndmin=2)
     except ValueError:
-        table = _parse_csv_slowly(path, pixels, image_shape)
+        table = _parse_csv_slowly(path, rows, pixels, image_shape)
     if table.shape[0] == 0:
         raise DataError(f"{path}: no data rows")
     if table.shape[1] != pixels + 1:
         raise DataError(f"{path}: rows have {table.shape[1]} fields; expected {pixels + 1} "
                         f"(a label and {pixels} pixels for {image_shape} images)")
-    labels = table[:, 0]
-    if np.any(labels != np.round(labels)):
-        raise DataError(f"{path}: labels must be integers")
+    labels, values = table[:, 0], table[:, 1:]
+    bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
+    huge = np.flatnonzero(np.abs(labels) >= 2**31)
+    for which, what in ((bad, "labels must be integers"),
+                        (huge, "it is out of range; labels are class numbers 0, 1, 2, ...")):
+        if which.size:
+            raise DataError(f"{path}: row {which[0] + 1}: label "
+                            f"{rows[which[0]].split(',')[0].strip()!r}: {what}")
+    bad = np.flatnonzero(~((values >= 0) & (values <= 255)).all(axis=1))
+    if bad.size:
+        fields = rows[bad[0]].split(",")[1:]
+        column = int(np.flatnonzero(~((values[bad[0]] >= 0) & (values[bad[0]] <= 255)))[0])
+        raise DataError(f"{path}: row {bad[0] + 1}: pixel {column + 1} is "
+                        f"{fields[column].strip()!r}; pixel values must lie in 0..255")
     labels = check_labels(path, labels.astype(np.int64), num_classes)
-    images = table[:, 1:].reshape((len(table),) + tuple(image_shape))
+    images = values.reshape((len(table),) + tuple(image_shape))
     return to_float_images(path, images), labels
 
 
@@ -120,26 +170,25 @@ def _is_header(line):
     return False
 
 
-def _parse_csv_slowly(path, pixels, image_shape):
+def _parse_csv_slowly(path, rows, pixels, image_shape):
     """Row-by-row parsing, to name the first bad row when the fast reader fails."""
-    try:
-        with _open(path) as f:
-            text = f.read().decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if lines and _is_header(lines[0]):
-        lines = lines[1:]
-    rows = []
-    for number, line in enumerate(lines, 1):
+    out = []
+    for number, line in enumerate(rows, 1):
         fields = line.split(",")
         if len(fields) != pixels + 1:
             raise DataError(f"{path}: row {number} has {len(fields)} fields; expected "
                             f"{pixels + 1} (a label and {pixels} pixels for {image_shape} images)")
-        rows.append(fields)
-    if not rows:
-        raise DataError(f"{path}: no data rows")
+        try:
+            out.append(np.array(fields, dtype=np.float32))
+        except ValueError:
+            bad = next(f for f in fields if not _is_number(f))
+            raise DataError(f"{path}: row {number}: non-numeric value {bad.strip()!r}") from None
+    return np.array(out, dtype=np.float32)
+
+
+def _is_number(text):
     try:
-        return np.array(rows, dtype=np.float32)
-    except ValueError as exc:
-        raise DataError(f"{path}: non-numeric value ({exc})") from None
+        float(text)
+    except ValueError:
+        return False
+    return True

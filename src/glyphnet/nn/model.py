@@ -5,7 +5,8 @@ import zipfile
 
 import numpy as np
 
-from ..errors import GlyphnetError
+from .. import memory
+from ..errors import ConfigError, GlyphnetError
 from ..fileio import atomic_open
 from .layers import Layer, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
@@ -47,8 +48,13 @@ class Sequential:
         """Create every layer's parameters for samples of ``input_shape`` (no batch axis)."""
         rng = np.random.default_rng(seed)
         shape = self.input_shape = tuple(int(s) for s in input_shape)
-        for layer in self.layers:
-            shape = layer.build(shape, rng, self.dtype)
+        for i, layer in enumerate(self.layers):
+            _check_memory(i, layer, shape, self.dtype.itemsize)
+            try:
+                shape = layer.build(shape, rng, self.dtype)
+            except MemoryError:
+                raise ValueError(f"layer {i} ({layer!r}): not enough memory for its "
+                                 f"parameters") from None
         return self
 
     @property
@@ -251,7 +257,10 @@ class Sequential:
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save` (no pickle involved)."""
+        """Read a model written by :meth:`save` (no pickle involved). Everything in the file
+        is checked: the architecture record with the config validator (every problem at
+        once), the weights (present, finite floats of the declared shapes) and the class
+        names against the outputs; a bad file is one GlyphnetError/ConfigError naming it."""
         from .scaling import Scaler
         try:
             if not os.path.exists(path):
@@ -265,23 +274,90 @@ class Sequential:
             config = json.loads(str(arrays.pop("architecture")))
         except FileNotFoundError:
             raise GlyphnetError(f"{path}: no such model file") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise GlyphnetError(f"{path}: not a glyphnet model file ({exc})") from None
+        if not isinstance(config, dict):
+            raise GlyphnetError(f"{path}: the architecture record is not a table")
         if config.get("format") != FORMAT_VERSION:
             raise GlyphnetError(f"{path}: model format {config.get('format')!r} is not supported")
-        model = cls([layer_from_config(s) for s in config["layers"]], classes=config["classes"])
-        model.build(config["input_shape"])
-        model.loss = loss_from_config(config["loss"])
+        layers, loss, classes = _check_architecture(config, f"the model file {path}")
+        model = cls([layer_from_config(s) for s in layers], classes=classes)
+        try:
+            model.build(config["input_shape"])
+        except (ValueError, TypeError) as exc:
+            raise GlyphnetError(f"{path}: the layers cannot be built for inputs of shape "
+                                f"{tuple(config['input_shape'])}: {exc}") from None
+        outputs = model.output_shape[-1]
+        if classes is not None and len(classes) != outputs:
+            raise GlyphnetError(f"{path}: {len(classes)} class names for a model with {outputs} "
+                                f"outputs")
+        model.loss = loss_from_config(loss)
         model.preparation = config.get("preparation")
+        problems = []
         for i, layer in enumerate(model.layers):
             for group, d in (("param", layer.params), ("state", layer.state)):
                 for k in d:
-                    saved = arrays[f"{group}/{i}/{k}"]
-                    if saved.shape != d[k].shape:
-                        raise GlyphnetError(f"{path}: {group} {k} of layer {i} has shape "
-                                            f"{saved.shape}, expected {d[k].shape}")
-                    d[k] = saved.astype(model.dtype)
+                    name = f"{group}/{i}/{k}"
+                    saved = arrays.get(name)
+                    if saved is None:
+                        problems.append(f"{name}: missing")
+                    elif saved.shape != d[k].shape:
+                        problems.append(f"{name}: shape {saved.shape}, expected {d[k].shape}")
+                    elif not np.issubdtype(saved.dtype, np.floating):
+                        problems.append(f"{name}: {saved.dtype} values, expected floats")
+                    elif not np.isfinite(saved).all():
+                        problems.append(f"{name}: holds NaN or infinity")
+                    else:
+                        d[k] = saved.astype(model.dtype)
+        if problems:
+            raise ConfigError(problems, f"the weights of {path}")
         if config.get("scaler"):
             extra = {k[len("scaler/"):]: v for k, v in arrays.items() if k.startswith("scaler/")}
-            model.scaler = Scaler.from_config(config["scaler"], extra)
+            try:
+                model.scaler = Scaler.from_config(config["scaler"], extra)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise GlyphnetError(f"{path}: bad input scaling record ({exc})") from None
         return model
+
+
+def _check_architecture(config, source):
+    """The layer specs, loss spec and class names of an architecture record, validated like a
+    config's; raises ConfigError listing every problem."""
+    from ..schema import _check_object
+    from .layers import LAYERS
+    from .losses import LOSSES
+    problems = []
+    shape = config.get("input_shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or \
+            not all(type(s) is int and s >= 1 for s in shape):
+        problems.append(f"input_shape: expected a list of 1 to 3 positive integers, got "
+                        f"{shape!r}")
+    layers = config.get("layers")
+    if not isinstance(layers, list) or not layers:
+        problems.append(f"layers: expected a non-empty list of layer tables, got {layers!r}")
+        layers = []
+    layers = [_check_object(f"layers[{i}]", LAYERS, spec, problems, "layer")
+              for i, spec in enumerate(layers)]
+    loss = _check_object("loss", LOSSES, config.get("loss"), problems, "loss")
+    classes = config.get("classes")
+    if classes is not None and (not isinstance(classes, list) or
+                                not all(isinstance(c, str) for c in classes)):
+        problems.append(f"classes: expected a list of class names, got {classes!r}")
+    if problems:
+        raise ConfigError(problems, source)
+    return layers, loss, classes
+
+
+def _check_memory(index, layer, input_shape, itemsize):
+    """Refuse (ValueError) a layer whose parameters would need more memory than is available,
+    estimated before anything is allocated: a layer has at most (its largest integer option)
+    x (its input size) parameters (units x fan-in for a dense layer; more than filters x
+    kernel entries for a convolution), each kept 4 times in training (value, gradient and two
+    optimiser moments)."""
+    sizes = [v for v in layer.get_config().values() if type(v) is int and v > 0]
+    need = 4.0 * itemsize * max(sizes, default=1) * float(np.prod(input_shape, dtype=np.float64))
+    free = memory.available()
+    if need > free:
+        raise ValueError(f"layer {index} ({layer!r}) would need about {need / 2**30:.3g} GiB "
+                         f"for its parameters (an estimate), more than the {free / 2**30:.3g} "
+                         f"GiB of memory available")
