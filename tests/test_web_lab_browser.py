@@ -169,9 +169,14 @@ def test_train_live_and_find_the_model_in_the_picker(page, server):
     assert page.locator("#bars li").count() == 5
 
 
-def test_stop_a_training(page, server):
+def test_stop_a_training_after_reloading_the_page(page, server):
     start_training(page, 1000, "stop-me")
     wait_until(page, "Number(document.querySelector('#train-progress').dataset.step) > 0")
+    page.reload()   # the page finds the running training again and replays its events
+    page.wait_for_selector(f"#model option[value='{LONG_NAME}']", state="attached")
+    page.click("nav >> text=Train")
+    wait_until(page, "Number(document.querySelector('#chart-loss').dataset.points) > 0")
+    assert "Training stop-me" in page.locator("#train-state").text_content()
     page.click("#train-stop")
     page.wait_for_selector("#train-state[data-state='stopped']", timeout=60000)
     assert page.locator("#train-stop").is_disabled()

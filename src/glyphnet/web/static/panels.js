@@ -81,7 +81,8 @@ function lineChart(box, series, {xLabel = "", yMin, yMax, percentX = false, perc
   svg.setAttribute("class", "chart-svg");
   if (!all.length) { box.replaceChildren(svg); return; }
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
-  let y0 = yMin ?? Math.min(...all.map((p) => p[1])), y1 = yMax ?? Math.max(...all.map((p) => p[1]));
+  let y0 = yMin ?? Math.min(...all.map((p) => p[1]));
+  let y1 = yMax ?? Math.max(...all.map((p) => p[1]));
   if (x1 === x0) x1 = x0 + 1;
   if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
   const sx = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
@@ -223,6 +224,14 @@ function decorate(node, layer, unit) {
   const key = `${layer.index}:${unit}`;
   node.dataset.layer = layer.index;
   node.dataset.unit = unit;
+  node.tabIndex = 0;   // reachable with Tab; Enter or Space selects it
+  node.setAttribute("role", "button");
+  node.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      selectUnit(layer, unit);
+    }
+  });
   if (ablated.has(key)) node.classList.add("off");
   if (selected && selected.layer === layer.index && selected.unit === unit) {
     node.classList.add("selected");
@@ -430,8 +439,9 @@ $("map").addEventListener("mousemove", async (event) => {
   if (id !== hoverId) return;
   const names = mapData.classes;
   drawGridOnto($("map-tip-image"), s.pixels);
+  const mark = s.label === s.prediction ? "" : " \u2717";
   $("map-tip-text").textContent = `label ${names[s.label]} \u00b7 predicted ` +
-                                  `${names[s.prediction]}${s.label === s.prediction ? "" : " \u2717"}`;
+                                  `${names[s.prediction]}${mark}`;
   tip.dataset.index = best;
   tip.hidden = false;
   const wrap = $("map").parentElement.getBoundingClientRect();
@@ -448,7 +458,8 @@ function drawGridOnto(canvas, rows) {
 }
 
 // ------------------------------------------------------------------ robustness
-const ROB_TITLES = {noise: "Noise", rotation: "Rotation", shift: "Shift", thickness: "Stroke thickness"};
+const ROB_TITLES = {noise: "Noise", rotation: "Rotation", shift: "Shift",
+                    thickness: "Stroke thickness"};
 
 $("rob-run").addEventListener("click", async () => {
   $("rob-status").textContent = "Measuring...";
@@ -508,6 +519,9 @@ async function loadLab() {
                                     el("option", {value: "", textContent: "(my own)"}));
   $("train-config").value = names.includes("mlp") ? "mlp" : (names[0] || "");
   pickConfig();
+  // After a reload, follow a training that is still running (its events are replayed).
+  const running = lab.sessions.find((s) => ["starting", "running"].includes(s.state));
+  if (running) watch(running);
 }
 
 function pickConfig() {
@@ -587,7 +601,8 @@ function onEvent(e) {
     live.steps.push([e.step, e.loss]);
     const left = e.elapsed / e.step * (e.total - e.step);
     $("train-progress").textContent = `step ${e.step}/${e.total} \u00b7 loss ` +
-      `${e.loss.toFixed(4)} \u00b7 ${e.elapsed.toFixed(1)} s \u00b7 about ${formatSeconds(left)} left`;
+      `${e.loss.toFixed(4)} \u00b7 ${e.elapsed.toFixed(1)} s \u00b7 ` +
+      `about ${formatSeconds(left)} left`;
     $("train-progress").dataset.step = e.step;
   } else if (e.type === "epoch") {
     live.epochs.push(e.metrics);
@@ -638,5 +653,9 @@ $("train-stop").addEventListener("click", async () => {
   if (!live) return;
   $("train-stop").disabled = true;
   setState("stopping", `Stopping ${live.name}...`);
-  try { await api(`/api/lab/${live.id}/stop`, {}); } catch (error) { setState("failed", error.message); }
+  try {
+    await api(`/api/lab/${live.id}/stop`, {});
+  } catch (error) {
+    setState("failed", error.message);
+  }
 });
