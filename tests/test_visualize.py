@@ -172,8 +172,8 @@ def test_monitor_records_conv_deltas_through_a_backward_hook():
     truth = []
 
     def norms(i, layer, dy):
-        if i == 0:
-            truth.append(float(np.linalg.norm(dy.reshape(len(dy), -1), axis=1).mean()))
+        if i == 0:   # per sample: dy of the mean batch loss times the batch size
+            truth.append(len(dy) * float(np.linalg.norm(dy.reshape(len(dy), -1), axis=1).mean()))
     model.backward_hooks.append(norms)
     monitor = Monitor(every=1)
     model.fit(x, y, epochs=2, batch_size=4, callbacks=[monitor])

@@ -12,7 +12,7 @@ from ..registry import Registry
 
 COMMANDS = Registry("command")
 for _name in ("train", "evaluate", "predict", "gradcheck", "report", "experiment", "data",
-              "serve", "robustness", "export"):
+              "serve", "robustness", "export", "compare"):
     COMMANDS.register(_name, f"{__name__}.{_name}")
 
 

@@ -1,6 +1,7 @@
 """Running an experiment: plan it, keep the runs an earlier execution into the same folder
 finished with the same config, train the others on a backend while printing progress lines, and
-write the results tables (also when interrupted, with the runs still missing marked so)."""
+write the results tables (also when interrupted, with the runs still missing marked so) and
+out_dir/report.html, the runs overlaid per swept key (inspection/compare.py)."""
 import json
 import os
 import time
@@ -145,6 +146,8 @@ def run_experiment(path, out_dir, jobs=None, extra=None, log=print, backend=None
         raise
     finally:
         results = _write_results(spec, plan, outcomes, out_dir, path)
+    from ..inspection.compare import experiment_report   # matplotlib only when needed
+    experiment_report(out_dir)
     return results
 
 

@@ -138,3 +138,24 @@ def tiles(images, titles=None, cmap=INK, vmin=0.0, vmax=1.0, max_cols=10, tile=1
     if colorbar:
         grid.colorbar(cmap, vmin, vmax, colorbar)
     return grid.render()
+
+
+def plot_on_log(ax, x, y, logx=False, logy=False, **style):
+    """Plot y against x where log axes cannot show values <= 0: those points are left out of
+    the line (it breaks there, and stays in the legend) and drawn as open triangles on the
+    axis edge, so a series that is exactly 0 (a gradient angle of 0) is still seen. Returns
+    the line."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    bad = (logx & (x <= 0)) | (logy & (y <= 0))
+    line, = ax.plot(np.where(bad, np.nan, x), np.where(bad, np.nan, y), **style)
+    if logy and np.any(y <= 0):
+        ax.plot(x[y <= 0], np.zeros(int(np.sum(y <= 0))), "v", mfc="none",
+                color=line.get_color(), markersize=6, clip_on=False,
+                transform=ax.get_xaxis_transform())
+    if logy:
+        ys = [ln.get_ydata() for ln in ax.lines if ln.get_transform() == ax.transData]
+        if any(np.any(np.asarray(v, float) > 0) for v in ys):
+            ax.set_autoscaley_on(True)
+        else:   # nothing to place yet: a range, so the log axis can still be drawn
+            ax.set_ylim(1e-12, 1)
+    return line

@@ -7,25 +7,26 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from ...errors import GlyphnetError
-from .common import figure, finish
+from .common import figure, finish, plot_on_log
 
 
 def read_history(run_dir):
     """history.csv of a run as a list of dicts of floats (missing values left out)."""
     path = os.path.join(run_dir, "history.csv")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             return [{k: float(v) for k, v in row.items() if v not in ("", None)}
                     for row in csv.DictReader(f)]
-    except OSError as exc:
-        raise GlyphnetError(f"{path}: cannot read the training history ({exc})") from None
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, TypeError) as exc:
+        raise GlyphnetError(f"{path}: cannot read the training history ({exc}); the file is "
+                            f"damaged") from None
 
 
 def read_batch_losses(run_dir):
     path = os.path.join(run_dir, "batch_losses.csv")
     try:
         return np.loadtxt(path, ndmin=1)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise GlyphnetError(f"{path}: cannot read the batch losses ({exc})") from None
 
 
@@ -165,8 +166,9 @@ def gradient_angle(dynamics, path=None):
     fig = figure(6.5, 3.8)
     ax = fig.subplots()
     for name, column in zip(dynamics["check_names"], angle.T):
-        keep = column > 0
-        ax.plot(cost[keep], column[keep], "o-", label=str(name), markersize=4, lw=1)
+        # An angle of exactly 0 cannot sit on the log axis: marked on its edge, line kept.
+        plot_on_log(ax, cost, column, True, True, marker="o", label=str(name), markersize=4,
+                    lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.invert_xaxis()
