@@ -149,10 +149,19 @@ def test_embedding_places_new_points(model, digits):
     assert a.shape == (300, 32) and a.min() >= 0   # after the ReLU
     e = embedding.Embedding(a, "pca")
     np.testing.assert_allclose(e.place(a[:5]), e.coords[:5])
-    t = embedding.Embedding(a, "tsne", seed=0)
-    assert t.coords.shape == (300, 2)
-    np.testing.assert_allclose(t.place(a[7] + 1e-9), t.coords[7:8])   # the nearest image
     with pytest.raises(ValueError, match="method must be one of"):
         embedding.Embedding(a, "umap")
     with pytest.raises(ValueError, match="layer must be in"):
         embedding.activations(model, digits[0][:3], 4)
+
+
+@pytest.mark.slow
+def test_tsne_keeps_neighbours_and_places_new_points_on_the_nearest(model, digits):
+    x, y = digits[0][:300], digits[1][:300]
+    a = embedding.activations(model, x, 1)
+    t = embedding.Embedding(a, "tsne", seed=0)
+    assert t.coords.shape == (300, 2)
+    np.testing.assert_allclose(t.place(a[7] + 1e-9), t.coords[7:8])   # the nearest image
+    # Most images' nearest neighbour on the map has the same label (far above chance, 10%).
+    d = ((t.coords[:, None] - t.coords[None]) ** 2).sum(-1) + np.diag(np.full(300, np.inf))
+    assert np.mean(y[d.argmin(axis=1)] == y) > 0.6
