@@ -287,3 +287,68 @@ def test_a_label_only_in_the_test_file_is_named(tmp_path):
         load_files(str(train), str(test), image_shape=(2, 2))
     ds = load_files(str(train), str(test), classes=list("01234567"), image_shape=(2, 2))
     assert ds.num_classes == 8
+
+
+@pytest.mark.parametrize("key,value", [("rotate", float("nan")), ("noise", float("inf")),
+                                       ("elastic", {"alpha": float("nan")})])
+def test_augment_numbers_must_be_finite(key, value):
+    with pytest.raises(ConfigError, match=f"augment.{key}"):
+        load_config(None, {f"augment.{key}": value})
+
+
+# ---------------------------------------------------------------------------- run files, server
+
+def test_damaged_run_files_are_one_clear_error(tmp_path):
+    from glyphnet.inspection.figures import read_batch_losses, read_history
+    from glyphnet.inspection.monitor import load_dynamics
+    (tmp_path / "history.csv").write_text("epoch,train_loss\n1,abc\n")
+    with pytest.raises(GlyphnetError, match="history.csv: cannot read the training history"):
+        read_history(str(tmp_path))
+    (tmp_path / "history.csv").write_bytes(b"epoch\n\xff\xfe\n")
+    with pytest.raises(GlyphnetError, match="history.csv"):
+        read_history(str(tmp_path))
+    (tmp_path / "batch_losses.csv").write_text("x y\n")
+    with pytest.raises(GlyphnetError, match="batch_losses.csv"):
+        read_batch_losses(str(tmp_path))
+    for content in (b"junk", b""):
+        (tmp_path / "dynamics.npz").write_bytes(content)
+        with pytest.raises(GlyphnetError, match="not an .npz archive"):
+            load_dynamics(str(tmp_path / "dynamics.npz"))
+    np.savez(tmp_path / "dynamics.npz", steps=np.arange(3))
+    with pytest.raises(GlyphnetError, match="no grad_std"):
+        load_dynamics(str(tmp_path / "dynamics.npz"))
+
+
+def test_serve_on_a_host_that_does_not_resolve(capsys, saved):
+    assert main(["serve", str(saved), "--host", "no-such-host.invalid", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-host.invalid: the host name does not resolve" in err
+
+
+def test_a_chunked_body_over_the_limit_is_413(saved):
+    import http.client
+    import threading
+    from werkzeug.serving import make_server
+    from glyphnet.web.app import MAX_BODY_BYTES, create_app
+    server = make_server("127.0.0.1", 0, create_app({"m": str(saved)}), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def post(size):
+        def chunks():
+            yield b'{"image": "data:image/png;base64,'
+            for _ in range(size // 65536 + 1):
+                yield b"A" * 65536
+            yield b'"}'
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+        conn.request("POST", "/api/predict", body=chunks(), encode_chunked=True,
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())["error"]
+    try:
+        assert post(MAX_BODY_BYTES) == (413, f"request body too large: at most "
+                                             f"{MAX_BODY_BYTES} bytes")
+        status, error = post(1000)   # within the limit: read and judged as usual
+        assert status == 400 and "not PNG data" in error
+    finally:
+        server.shutdown()
+        server.server_close()

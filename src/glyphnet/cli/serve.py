@@ -1,5 +1,6 @@
 """glyphnet serve: the drawing pad, training lab and layer inspector in the browser."""
 import os
+import socket
 
 from ..errors import GlyphnetError
 from .args import port, probability
@@ -43,6 +44,11 @@ def run(args):
     app = create_app(names, data_dir=args.save_dir, threshold=args.threshold,
                      allowed_hosts=LOOPBACK_HOSTS if loopback else None,
                      runs_dir=args.runs_dir, configs_dir=args.configs_dir)
+    try:   # werkzeug would print a bare resolver message and exit
+        socket.getaddrinfo(args.host, args.port)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise GlyphnetError(f"cannot listen on {args.host}: the host name does not resolve "
+                            f"({exc}); use an address of this machine, e.g. 127.0.0.1") from None
     try:
         server = make_server(args.host, args.port, app, threaded=True)
     except OSError as exc:

@@ -22,6 +22,8 @@ In a TOML config (0 switches a transform off):
 ``copies`` are not drawn at random: each entry adds one transformed copy of every training
 image (rotate: exactly that many degrees; shift = [dy, dx] pixels) before training starts.
 """
+import math
+
 import numpy as np
 
 # ---------------------------------------------------------------------------- resampling
@@ -93,8 +95,9 @@ def gaussian_matrix(size, sigma):
 
 
 def _check_number(name, value, low=0.0):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
-        raise ValueError(f"{name} must be a number >= {low:g}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low \
+            or isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number >= {low:g}, got {value!r}")
     return float(value)
 
 
@@ -280,8 +283,9 @@ ELASTIC_DEFAULTS = {"alpha": 34.0, "sigma": 4.0}
 
 def _number(key, value, problems, integer=False):
     ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-    if not ok or value < 0:
-        kind = "an integer" if integer else "a number"
+    if not ok or isinstance(value, float) and not math.isfinite(value) or value < 0 \
+            or integer and value >= 2**31:
+        kind = "an integer" if integer else "a finite number"
         problems.append(f"augment.{key}: expected {kind} >= 0 (0 = off), got {value!r}")
         return None
     return value if integer else float(value)
@@ -333,7 +337,8 @@ def _check_copies(value, problems):
             if name not in COPY_KEYS:
                 problems.append(f"{key}.{name}: unknown transform (expected "
                                 f"{', '.join(COPY_KEYS)})")
-            elif name == "rotate" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            elif name == "rotate" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                       or isinstance(v, float) and not math.isfinite(v)):
                 problems.append(f"{key}.rotate: expected an angle in degrees, got {v!r}")
             elif name == "shift" and not (isinstance(v, list) and len(v) == 2 and all(
                     isinstance(p, int) and not isinstance(p, bool) for p in v)):

@@ -8,8 +8,11 @@ larger ones). At the end of each epoch: the first convolutional layer's filters.
 finite-difference and analytic gradients) against the cost of a few fixed training images.
 """
 
+import zipfile
+
 import numpy as np
 
+from ..errors import GlyphnetError
 from ..fileio import atomic_open
 from ..nn.gradcheck import check_model
 from ..nn.training import Callback
@@ -197,11 +200,25 @@ class Monitor(Callback):
                         if k.startswith("filters/")}
 
 
+# The plain arrays of every dynamics.npz (see Monitor.arrays).
+DYNAMICS_KEYS = ("steps", "grad_std", "names", "tracked_values", "tracked_names", "delta_steps",
+                 "conv_deltas", "check_steps", "check_cost", "check_angle", "check_names")
+
+
 def load_dynamics(path):
     """dynamics.npz as a dict: plain arrays, plus 'initial' {name: array} and 'filters'
     {epoch: array}."""
-    with np.load(path, allow_pickle=False) as f:
-        d = {k: f[k] for k in f.files}
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not an .npz archive")
+        with np.load(path, allow_pickle=False) as f:
+            d = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise GlyphnetError(f"{path}: cannot read the training dynamics ({exc})") from None
+    missing = [k for k in DYNAMICS_KEYS if k not in d]
+    if missing:
+        raise GlyphnetError(f"{path}: cannot read the training dynamics (no "
+                            f"{', '.join(missing)})")
     out = {"initial": {}, "filters": {}}
     for k, v in d.items():
         if k.startswith("initial/"):

@@ -119,7 +119,12 @@ class RunContext:
         self.model, self.cfg, self.config_text, self.metrics = _load_run(run_dir)
         self.history = read_history(run_dir)
         path = os.path.join(run_dir, "dynamics.npz")
-        self.dynamics = load_dynamics(path) if os.path.exists(path) else None
+        self.dynamics = None
+        if os.path.exists(path):
+            try:
+                self.dynamics = load_dynamics(path)
+            except GlyphnetError as exc:   # optional: the report is written without it
+                log(f"warning: {exc}; the training-dynamics figures are left out")
         log("report: loading the test set")
         self.ds = data.load_from_config(self.cfg["data"], data_dir)
         model = self.model

@@ -382,6 +382,18 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
             raise RequestError(f"requests from {origin[:100]!r} are refused: only this "
                                "server's own page may send them", 403)
 
+    @app.before_request
+    def bound_chunked_body():
+        """Read a chunked body (no Content-Length) here, up to the limit, so one over it is a
+        413 like any other (werkzeug would cut it short and the JSON would look broken)."""
+        if request.headers.get("Content-Length") is None and \
+                "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            data = request.environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+            if len(data) > MAX_BODY_BYTES:
+                raise RequestError(f"request body too large: at most {MAX_BODY_BYTES} bytes",
+                                   413)
+            request.environ["wsgi.input"] = io.BytesIO(data)
+
     @app.after_request
     def headers(response):
         response.headers["X-Content-Type-Options"] = "nosniff"
