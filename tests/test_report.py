@@ -20,7 +20,7 @@ FIGURES = {  # the pictures (alt text) expected per model kind
             "confident-mistakes", "correct", "saliency", "activation-maximisation"],
     "dense": ["first-layer-weights", "class-unit-weights"],
     "cnn": ["conv-filters", "feature-maps", "deconvolution"],
-    "sigmoid": ["backwards-query"],
+    "sigmoid": ["backwards-query", "activation-functions"],
 }
 EXPECTED = {"mlp": ["all", "dense"], "cnn": ["all", "cnn"], "sigmoid": ["all", "dense", "sigmoid"]}
 
@@ -51,7 +51,7 @@ def test_report_has_every_section_and_picture(kind, tmp_path_factory):
     page = open(path, encoding="utf-8").read()
     headings = re.findall(r"<h2 id=\"s\d+\">([^<]*)</h2>", page)
     expected = COMMON[:5] + (["Inside the convolutional layers"] if kind == "cnn" else []) + \
-        COMMON[5:]
+        COMMON[5:] + (["How the layers work"] if kind == "sigmoid" else [])
     assert headings == expected
     alts = [alt for alt, _ in _images(page)]
     wanted = [a for group in EXPECTED[kind] for a in FIGURES[group]]

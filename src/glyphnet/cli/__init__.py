@@ -12,7 +12,8 @@ from ..registry import Registry
 
 COMMANDS = Registry("command")
 for _name in ("train", "evaluate", "predict", "gradcheck", "report", "experiment", "data",
-              "serve", "robustness", "export", "compare"):
+              "serve", "robustness", "export", "compare",
+              "plot"):
     COMMANDS.register(_name, f"{__name__}.{_name}")
 
 

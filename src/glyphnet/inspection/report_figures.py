@@ -74,6 +74,17 @@ def _batch_losses(ctx):
     return viz.batch_losses(viz.read_batch_losses(ctx.run_dir))
 
 
+@report_figure("step-curves", "Learning curves",
+               "Every training.eval_every steps: loss and accuracy of the training batch "
+               "(dashed) and of a fixed evaluation subset of the test set (solid).",
+               applies=lambda ctx: ctx.has_file("steps.csv"))
+def _step_curves(ctx):
+    from .compare import load_run, split_curves
+    run = load_run(ctx.run_dir)
+    run.label = "this run"
+    return split_curves([run], per_iteration=True)[0]
+
+
 # ------------------------------------------------------------------------------ weights
 def _initial(ctx):
     return ctx.dynamics["initial"] if ctx.dynamics else None
@@ -229,3 +240,37 @@ def _backwards_query(ctx):
     queries = np.stack([explain.backwards_query(ctx.model, c) for c in range(len(ctx.classes))])
     return viz.image_grid(_to_unit(ctx.model, queries), ctx.classes,
                           suptitle="backwards query: the image each class output asks for")
+
+
+# ------------------------------------------------------------------------------ teaching
+def _activation_options(ctx):
+    """(slopes of sigmoid/tanh layers, leaks of leaky ReLU layers) of the model."""
+    from ..nn.layers import LeakyReLU, Sigmoid, Tanh
+    layers = ctx.model.layers
+    slopes = sorted({lay.slope for lay in layers if isinstance(lay, (Sigmoid, Tanh))})
+    leaks = sorted({lay.negative_slope for lay in layers if isinstance(lay, LeakyReLU)})
+    return slopes, leaks
+
+
+@report_figure("activation-functions", "How the layers work",
+               "The activation functions of this model's kind (for the slopes and leaks it "
+               "uses) and their derivatives, computed by the layers themselves.",
+               applies=lambda ctx: any(_activation_options(ctx)))
+def _activation_functions(ctx):
+    from .figures.teaching import activations
+    slopes, leaks = _activation_options(ctx)
+    return activations(slopes or (1.0,), leaks)
+
+
+def _has_batchnorm(ctx):
+    from ..nn.normalization import BatchNorm
+    return any(isinstance(layer, BatchNorm) for layer in ctx.model.layers)
+
+
+@report_figure("batchnorm-batch", "How the layers work",
+               "What batch normalisation does to a batch of 256 test images: each batch-norm "
+               "layer's inputs and outputs, normalised with the batch's own statistics.",
+               applies=lambda ctx: _has_batchnorm(ctx))
+def _batchnorm_batch(ctx):
+    from .figures.teaching import batchnorm
+    return batchnorm(ctx.model, ctx.x[:256])
