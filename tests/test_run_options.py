@@ -253,3 +253,15 @@ def test_eval_every_writes_steps_csv_and_max_steps_ends_mid_epoch(tmp_path):
                                rtol=1e-5)
     hits = steps["eval_accuracy"] * 60   # 60 images evaluated: whole counts of hits
     np.testing.assert_allclose(hits, np.round(hits), atol=1e-3)
+
+
+def test_balanced_batches_are_checked_against_the_data_before_training():
+    cfg = load_config(None, {**SMALL, "training.batch_order": "balanced",
+                             "training.batch_size": 128})
+    with pytest.raises(ConfigError, match="expected a multiple of 10 .* got 128"):
+        runs.prepare(cfg)
+    cfg = load_config(None, {**SMALL, "training.batch_order": "balanced",
+                             "training.batch_size": 300})
+    with pytest.raises(ConfigError, match="need 30 training image.s. of every class; class "
+                                          "'0' has 20"):
+        runs.prepare(cfg)

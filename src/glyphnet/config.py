@@ -177,6 +177,26 @@ def _check_training(t, given, problems):
     t["gradcheck"] = gc
 
 
+def _check_balanced(t, dataset, problems):
+    """Balanced batches need a batch size that is a multiple of the number of classes and that
+    many images of every class."""
+    import numpy as np
+    if t.get("batch_order") != "balanced":
+        return
+    k, size = dataset.num_classes, t["batch_size"]
+    if size % k:
+        problems.append(f"training.batch_size: balanced batches hold as many images of each of "
+                        f"the {k} classes; expected a multiple of {k} (or 0: one of each), "
+                        f"got {size}")
+        return
+    counts = np.bincount(dataset.y_train, minlength=k)
+    per = max(1, size // k)
+    if counts.min() < per:
+        problems.append(f"training.batch_order: balanced batches need {per} training image(s) "
+                        f"of every class; class {dataset.classes[int(counts.argmin())]!r} has "
+                        f"{int(counts.min())}")
+
+
 def _check_init_from(value, count, problems):
     """model.init_from: a model file (all layers copied) or {path = ..., layers = "0:4"}."""
     spec = {"path": value, "layers": ""} if isinstance(value, str) else value
@@ -278,6 +298,7 @@ def build_model(cfg, dataset):
         problems.append(f"model.layers: the model outputs shape {out} but the data set "
                         f"{dataset.name!r} has {dataset.num_classes} classes; make the last "
                         f"dense layer {dataset.num_classes} units")
+    _check_balanced(cfg["training"], dataset, problems)
     if problems:
         raise ConfigError(problems)
     t = cfg["training"]
