@@ -32,7 +32,7 @@ def _check_object(key, registry, spec, problems, what):
         problems.append(f"{key}: expected a table with a 'type' key, got {spec!r}")
         return spec
     kind = spec.get("type")
-    if kind not in registry:
+    if not isinstance(kind, str) or kind not in registry:
         problems.append(f"{key}.type: unknown {what} {kind!r}; expected one of "
                         f"{', '.join(sorted(registry))}")
         return spec

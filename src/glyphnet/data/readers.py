@@ -40,6 +40,9 @@ def read_idx(path):
                 raise DataError(f"{path}: truncated IDX header")
             shape = tuple(int.from_bytes(dims[4 * i: 4 + 4 * i], "big") for i in range(ndim))
             dtype = np.dtype(IDX_TYPES[head[2]])
+            if math.prod(d for d in shape if d) * dtype.itemsize >= 2**62:
+                raise DataError(f"{path}: header says shape {shape}, too large for any "
+                                f"array; the file is corrupt")
             expected = math.prod(shape) * dtype.itemsize
             if not path.endswith(".gz"):
                 held = os.path.getsize(path) - 4 - 4 * ndim
@@ -133,6 +136,8 @@ def load_csv(path, image_shape=(28, 28), num_classes=None):
         raise DataError(f"{path}: no data rows")
     header = _is_header(lines[0])
     rows = lines[1:] if header else lines
+    if not rows:
+        raise DataError(f"{path}: no data rows")
     try:
         table = np.loadtxt(rows, delimiter=",", dtype=np.float32, ndmin=2)
     except ValueError:
