@@ -308,3 +308,47 @@ def test_ctrl_c_in_a_real_process_then_resume(tmp_path):
     alone = tmp_path / "alone"
     runs.train(config.load_config(str(cfg)), str(alone), verbose=False)
     assert same_weights(str(run), str(alone))
+
+
+def test_a_full_disk_while_writing_is_one_clear_error(tmp_path, monkeypatch):
+    import errno
+    from glyphnet import fileio
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    real = os.fdopen
+    monkeypatch.setattr(fileio.os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
+    with pytest.raises(GlyphnetError, match=f"cannot write {tmp_path / 'm.npz'}: No space"):
+        fileio.write_atomic(tmp_path / "m.npz", b"data")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_finished_run_has_nothing_to_resume(toy, tmp_path):
+    run = str(tmp_path / "run")
+    runs.train(toy_config(epochs=1), run, verbose=False, dataset=toy)
+    with pytest.raises(GlyphnetError, match="already finished its 1 epochs"):
+        runs.resume(run, verbose=False, dataset=toy)
+
+
+def test_a_checkpoint_with_a_bad_generator_state_is_damaged(toy, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(toy_config(), str(run), verbose=False, dataset=toy, callbacks=[SignalAt(3)])
+    with np.load(run / "checkpoint.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["aug_rng"] = {"bit_generator": "PCG64", "state": "zero"}
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(run / "checkpoint.npz", **arrays)
+    with pytest.raises(GlyphnetError, match="damaged checkpoint"):
+        runs.resume(str(run), verbose=False, dataset=toy)

@@ -1,8 +1,14 @@
 """Writing files so that a crash or an error never leaves half a file behind."""
 import contextlib
+import errno
 import glob
 import os
 import tempfile
+
+from .errors import GlyphnetError
+
+# Write failures that are the disk's or the folder's, not a bug: one clear error naming the path.
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _umask():
@@ -16,25 +22,41 @@ def atomic_open(path, mode="wb"):
     """Open a temporary file beside ``path`` for writing; when the block ends without an error
     it replaces ``path`` (with the permissions a new file would get), otherwise it is removed.
     Parent folders are created. Temporary files of an earlier write of ``path`` that was
-    killed before it could clean up are removed first."""
+    killed before it could clean up are removed first. A full disk or a folder that cannot be
+    written is a GlyphnetError naming ``path``."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        _disk_error(exc, path)
+        raise
     for leftover in glob.glob(os.path.join(glob.escape(directory),
                                            f".{glob.escape(os.path.basename(path))}.*.tmp")):
         with contextlib.suppress(OSError):
             os.unlink(leftover)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".tmp")
+    except OSError as exc:
+        _disk_error(exc, path)
+        raise
     try:
         with os.fdopen(fd, mode) as f:
             yield f
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            _disk_error(exc, path)
         raise
+
+
+def _disk_error(exc, path):
+    if exc.errno in DISK_ERRORS:
+        raise GlyphnetError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def write_atomic(path, content):

@@ -11,7 +11,7 @@ from . import config as configuration
 from . import data
 from . import rundir
 from .nn import checkpoint as checkpoints
-from .errors import TrainingDiverged
+from .errors import GlyphnetError, TrainingDiverged
 from .fileio import write_atomic
 from .inspection.monitor import Monitor
 from .inspection.steps import StepEvaluator, eval_subset
@@ -136,4 +136,18 @@ def resume(run_dir, verbose=True, log=print, callbacks=(), dataset=None, data_di
     metrics dict like ``train``."""
     ckpt = checkpoints.load(os.path.join(run_dir, "checkpoint.npz"))
     cfg = configuration.load_config(os.path.join(run_dir, "config.toml"))
+    if ckpt.meta["epoch"] > cfg["training"]["epochs"] and _finished(run_dir):
+        raise GlyphnetError(f"{run_dir}: the run already finished its "
+                            f"{cfg['training']['epochs']} epochs; nothing to resume")
     return train(cfg, run_dir, verbose, log, callbacks, dataset, data_dir, from_checkpoint=ckpt)
+
+
+def _finished(run_dir):
+    """Whether run_dir holds the metrics of a run that completed (not interrupted)."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and "test_accuracy" in metrics and \
+        not metrics.get("interrupted")

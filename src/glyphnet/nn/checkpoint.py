@@ -89,9 +89,15 @@ class Checkpoint:
         model.optimizer.load_state(self._group("optimizer/"))
         model.optimizer.lr = self.meta["lr"]
         dropout = self.meta["dropout"]
-        for i, g in _generators(model):
-            if str(i) in dropout:
-                g.bit_generator.state = dropout[str(i)]
+        try:
+            for i, g in _generators(model):
+                if str(i) in dropout:
+                    g.bit_generator.state = dropout[str(i)]
+            for key in ("rng", "aug_rng"):   # checked here, set by fit
+                np.random.default_rng().bit_generator.state = self.meta[key]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise GlyphnetError(f"{self.path}: damaged checkpoint (a generator state: "
+                                f"{exc})") from None
         saved = self.meta.get("recorders", {})
         for name, recorder in (recorders or {}).items():
             if name in saved:
@@ -121,10 +127,13 @@ def load(path):
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"checkpoint format {meta.get('format')!r} is not supported"
                              if isinstance(meta, dict) else "the record is not a table")
-        for key in ("epoch", "batch", "step", "sums", "rng", "aug_rng", "history", "lr",
-                    "dropout"):
-            if key not in meta:
-                raise ValueError(f"the record has no {key!r}")
+        for key, kind in (("epoch", int), ("batch", int), ("step", int), ("sums", list),
+                          ("rng", dict), ("aug_rng", dict), ("history", dict),
+                          ("lr", (int, float)), ("dropout", dict)):
+            if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+                raise ValueError(f"the record's {key!r} is {meta.get(key)!r}")
+        if meta["batch"] and ("order" not in arrays or "sizes" not in arrays):
+            raise ValueError("the record is mid-epoch but the epoch's order is missing")
     except FileNotFoundError:
         raise GlyphnetError(f"{path}: no checkpoint (the run cannot be resumed)") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
