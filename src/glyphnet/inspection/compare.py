@@ -12,6 +12,7 @@ import html
 import io
 import json
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -234,10 +235,31 @@ def colours(labels):
     return {label: f"C{k % 10}" for k, label in enumerate(dict.fromkeys(labels))}
 
 
+LEGEND_CHARS = 15       # characters per inch of legend text at font size 8
+LEGEND_LINE = 0.17      # inches per line of legend text
+
+
+def _legend_layout(labels, width):
+    """(columns, labels wrapped to fit, lines of text) of a legend under a figure ``width``
+    inches wide: three columns when every label fits a third of the width, else one."""
+    chars = int(width * LEGEND_CHARS)
+    ncol = min(len(labels), 3) if all(len(lab) <= chars // 3 - 5 for lab in labels) else 1
+    wrapped = [_wrap(lab, chars // max(ncol, 1) - 5) for lab in labels]
+    rows = [max(w.count("\n") + 1 for w in wrapped[i::ncol]) for i in range(ncol)] \
+        if ncol > 1 else [w.count("\n") + 1 for w in wrapped]
+    lines = max(rows) if ncol > 1 else sum(rows)
+    return ncol, wrapped, lines
+
+
+def _legend_height(labels, width):
+    return 0.3 + LEGEND_LINE * _legend_layout(labels, width)[2]
+
+
 def _legend(fig, entries):
     """One legend below the panels for the whole figure: entries are (label, colour, style)."""
-    handles = [Line2D([], [], color=c, ls=s, lw=1.6, label=lab) for lab, c, s in entries]
-    ncol = 1 if max((len(e[0]) for e in entries), default=0) > 45 else min(len(entries), 3)
+    ncol, wrapped, _ = _legend_layout([e[0] for e in entries], fig.get_figwidth())
+    handles = [Line2D([], [], color=c, ls=s, lw=1.6, label=w)
+               for (_, c, s), w in zip(entries, wrapped)]
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8,
                frameon=False)
 
@@ -253,7 +275,7 @@ def overlay(panels, xlabel="step", logx=False, logy=False, per_row=3, width=4.2,
     colour = {lab: (colour or colours(drawn))[lab] for lab in drawn}
     cols = min(per_row, len(panels))
     rows = -(-len(panels) // cols)
-    fig = figure(width * cols, height * rows + 0.3 + 0.22 * _legend_rows(colour))
+    fig = figure(width * cols, height * rows + _legend_height(list(colour), width * cols))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax in axes[len(panels):]:
         ax.set_axis_off()
@@ -277,17 +299,12 @@ def overlay(panels, xlabel="step", logx=False, logy=False, per_row=3, width=4.2,
 
 
 def _log_ticks(axis):
-    """A log scale on ``axis`` with ticks at 1, 2 and 5 times the powers of ten, written
+    """A log scale on the x ``axis`` with ticks at 1, 2 and 5 times the powers of ten, written
     plainly, so that a range of less than a decade still has labelled ticks."""
     axis.axes.set_xscale("log")
     axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
-
-
-def _legend_rows(colour):
-    long = max((len(lab) for lab in colour), default=0) > 45
-    return len(colour) if long else -(-len(colour) // 3)
 
 
 def split_curves(runs, per_iteration=False, loglog=False, colour=None):
@@ -305,7 +322,12 @@ def split_curves(runs, per_iteration=False, loglog=False, colour=None):
             if series:
                 data[(metric, split)] = series
     colour = colour or colours(r.label for r in runs)
-    fig = figure(10, 3.4 + 0.22 * _legend_rows(colour) + 0.3)
+    names = {"train": "train (batch)" if per_iteration else "train", "val": "validation",
+             "test": "eval subset of test" if per_iteration else "test"}
+    splits = [(s, ls) for s, ls in SPLITS if any(k[1] == s for k in data)]
+    entries = [(lab, c, "-") for lab, c in colour.items()] + \
+        [(names[s], "0.3", ls) for s, ls in splits]
+    fig = figure(10, 3.4 + _legend_height([e[0] for e in entries], 10))
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for split, ls in SPLITS:
@@ -323,11 +345,7 @@ def split_curves(runs, per_iteration=False, loglog=False, colour=None):
         ax.set_ylabel(metric, fontsize=9)
         ax.set_title(f"{metric} per {what.split()[0]}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    splits = [(s, ls) for s, ls in SPLITS if any(k[1] == s for k in data)]
-    names = {"train": "train (batch)" if per_iteration else "train", "val": "validation",
-             "test": "eval subset of test" if per_iteration else "test"}
-    _legend(fig, [(lab, c, "-") for lab, c in colour.items()] +
-            [(names[s], "0.3", ls) for s, ls in splits])
+    _legend(fig, entries)
     return fig, data
 
 
@@ -363,7 +381,7 @@ def confusion_grid(cms, classes, labels):
         ax.set_yticks(ticks, classes, fontsize=fs)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
-        ax.set_title(_wrap(label), fontsize=8)
+        ax.set_title(_wrap(label), fontsize=9)
         if len(classes) <= 12:
             for (r, c), v in np.ndenumerate(norm):
                 if v >= 0.005:
@@ -374,13 +392,16 @@ def confusion_grid(cms, classes, labels):
 
 
 def _wrap(text, width=40):
-    words, lines = text.split(", "), [""]
-    for w in words:
-        if lines[-1] and len(lines[-1]) + len(w) + 2 > width:
-            lines.append(w)
-        else:
-            lines[-1] = f"{lines[-1]}, {w}" if lines[-1] else w
-    return "\n".join(lines)
+    """``text`` broken into lines of at most ``width`` characters, after ", " where it can,
+    else after "-" (layer stacks), else anywhere."""
+    lines = [""]
+    for part in re.split(r"(?<=, )|(?<=-)", text):
+        for piece in [part[i:i + width] for i in range(0, len(part), width)]:
+            if lines[-1] and len(lines[-1]) + len(piece.rstrip()) > width:
+                lines.append(piece)
+            else:
+                lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
 
 
 # ---------------------------------------------------------------------------- the page
@@ -448,7 +469,8 @@ def metrics_rows(runs):
     """Per run: final metrics (metrics.json) and the best of its history."""
     rows = []
     for r in runs:
-        row = {"run": r.label, "epochs": r.metrics.get("epochs", len(r.history))}
+        row = {"run": r.label, "directory": r.name,
+               "epochs": r.metrics.get("epochs", len(r.history))}
         for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                   "test_accuracy"):
             row[f"final {k}"] = r.metrics.get(k)
@@ -549,16 +571,15 @@ def compare_page(runs, title="glyphnet: runs compared", loglog=False, data_dir=N
         deltas = dynamics_series(runs, "conv_deltas", "delta_steps")
         if deltas:
             page.figure("conv-deltas", overlay(
-                [("first conv layer", "mean per-sample |dL_i/d(output)|", deltas)],
+                [("first conv layer", "mean |dL_i/d(output)|", deltas)],
                 logy=True, per_row=1, width=7, colour=colour),
                 "Magnitude of the deltas at the first convolutional layer, per sample (not "
                 "divided by the batch size, so a partial batch does not jump).")
-        tracked = [(f"{r.label}", "value", [
+        tracked = [(r.name, "value", [
             (r.label, r.dynamics["steps"], col) for col in r.dynamics["tracked_values"].T])
             for r in runs if r.dynamics is not None and len(r.dynamics["tracked_values"])]
         if tracked:
-            page.figure("tracked-weights", overlay(
-                [(_wrap(t), y, s) for t, y, s in tracked], colour=colour),
+            page.figure("tracked-weights", overlay(tracked, colour=colour),
                 "A few fixed individual weights over the iterations (the same entries in "
                 "runs with the same seed and architecture).")
         angles = _angle_series(runs)
@@ -589,8 +610,10 @@ def compare_page(runs, title="glyphnet: runs compared", loglog=False, data_dir=N
                 page.heading("Confusion matrices")
                 cms = list(preds.values())
                 page.figure("confusion", confusion_grid(
-                    [cm for cm, _ in cms], cms[0][1], list(preds)),
-                    "Row-normalised confusion matrices on each run's test set.")
+                    [cm for cm, _ in cms], cms[0][1], [r.name for r in with_models
+                                                       if r.label in preds]),
+                    "Row-normalised confusion matrices on each run's test set, titled by "
+                    "run directory.")
     return page.render()
 
 
