@@ -229,11 +229,15 @@ def idx_bytes(dims, data=b"", code=0x08):
 
 def test_idx_dimensions_whose_product_overflows(tmp_path):
     path = tmp_path / "x.idx"
-    path.write_bytes(idx_bytes([2**32 - 1] * 4, b"\0" * 16))
+    for dims in ([2**32 - 1] * 4, [0] + [2**21] * 3):
+        path.write_bytes(idx_bytes(dims, b"\0" * 16))
+        with pytest.raises(DataError, match="too large for any array"):
+            read_idx(str(path))
+    path.write_bytes(idx_bytes([2**20, 2**20, 2**10], b"\0" * 16))   # 2**50 bytes
     with pytest.raises(DataError, match="truncated or corrupt"):
         read_idx(str(path))
     gz = tmp_path / "x.idx.gz"
-    gz.write_bytes(gzip.compress(idx_bytes([2**32 - 1] * 4, b"\0" * 16)))
+    gz.write_bytes(gzip.compress(idx_bytes([2**20, 2**20, 2**10], b"\0" * 16)))
     with pytest.raises(DataError, match="more than the memory available"):
         read_idx(str(gz))
 
@@ -352,3 +356,21 @@ def test_a_chunked_body_over_the_limit_is_413(saved):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_float_idx_images_in_0_1_are_kept_and_nan_images_named(tmp_path):
+    from glyphnet.data.readers import load_idx_pair
+    values = np.array([[[0.0, 0.5], [1.0, 0.25]]], ">f4")
+    images = write_bytes(tmp_path / "x.idx", idx_bytes([1, 2, 2], values.tobytes(), 0x0D))
+    labels = write_bytes(tmp_path / "y.idx", idx_bytes([1], b"\x03"))
+    x, y = load_idx_pair(images, labels)
+    assert np.array_equal(x[0, ..., 0], values[0]) and y.tolist() == [3]
+    values[0, 1, 1] = np.nan
+    write_bytes(tmp_path / "x.idx", idx_bytes([1, 2, 2], values.tobytes(), 0x0D))
+    with pytest.raises(DataError, match="image 1 holds NaN"):
+        load_idx_pair(images, labels)
+
+
+def write_bytes(path, content):
+    path.write_bytes(content)
+    return str(path)

@@ -87,12 +87,19 @@ def check_labels(path, labels, num_classes=None):
 
 
 def to_float_images(path, images):
-    """(N, H, W) or (N, H, W, C) integers 0..255 -> float32 NHWC in [0, 1]."""
+    """(N, H, W) or (N, H, W, C) values 0..255 -> float32 NHWC in [0, 1]. Float images (an
+    IDX file of floats) whose values all lie in [0, 1] are taken as already scaled."""
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
         raise DataError(f"{path}: expected images of shape (N, H, W), got {images.shape}")
+    floats = images.dtype.kind == "f"
     images = images.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(images.reshape(len(images), -1)).all(axis=1))
+    if bad.size:
+        raise DataError(f"{path}: image {bad[0] + 1} holds NaN or infinite pixel values")
+    if floats and images.size and images.min() >= 0 and images.max() <= 1:
+        return images
     if images.size and (images.min() < 0 or images.max() > 255):
         raise DataError(f"{path}: pixel values must lie in 0..255, found "
                         f"{images.min():g}..{images.max():g}")
@@ -127,7 +134,7 @@ def _read_text(path):
 def load_csv(path, image_shape=(28, 28), num_classes=None):
     """MNIST-style CSV: one image per row, the label first, then the pixels (0..255) row-major.
     A header line is skipped if its first field is not a number; a UTF-8 byte-order mark is
-    ignored. A bad value is reported with its row (data rows are numbered from 1) as written
+    ignored; pixels that all lie in [0, 1] are taken as already scaled. A bad value is reported with its row (data rows are numbered from 1) as written
     in the file."""
     pixels = int(np.prod(image_shape))
     text = _read_text(path)
