@@ -44,7 +44,9 @@ def run(args):
     if args.resume:
         given = [name for name, v in (("CONFIG", args.config), ("--out", args.out),
                                       ("--epochs", args.epochs), ("--seed", args.seed),
-                                      ("--force", args.force or None)) if v is not None]
+                                      ("--force", args.force or None),
+                                      ("--tensorboard", args.tensorboard or None))
+                 if v is not None]
         if given:
             raise GlyphnetError(f"--resume continues the run with its own config.toml; drop "
                                 f"{', '.join(given)}")
