@@ -134,8 +134,8 @@ def _read_text(path):
 def load_csv(path, image_shape=(28, 28), num_classes=None):
     """MNIST-style CSV: one image per row, the label first, then the pixels (0..255) row-major.
     A header line is skipped if its first field is not a number; a UTF-8 byte-order mark is
-    ignored; pixels that all lie in [0, 1] are taken as already scaled. A bad value is reported with its row (data rows are numbered from 1) as written
-    in the file."""
+    ignored; pixels that all lie in [0, 1] are taken as already scaled. A bad value is
+    reported with its row (data rows are numbered from 1) as written in the file."""
     pixels = int(np.prod(image_shape))
     text = _read_text(path)
     lines = [ln for ln in text.splitlines() if ln.strip()]

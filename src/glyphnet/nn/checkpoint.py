@@ -6,8 +6,8 @@ velocities, step count) and learning rate after decay, the state of every random
 (presentation order, augmentation, each dropout layer's), the position in training (epoch,
 batch, the current epoch's batches and partial sums), the history and the records of the
 callbacks given as ``recorders`` (any object with ``state()`` -> (JSON-ready dict, arrays)
-and ``load_state(meta, arrays)``, such as the Monitor). Generator states and the other small records are JSON text inside the
-archive, so loading needs no pickle.
+and ``load_state(meta, arrays)``, such as the Monitor). Generator states and the other small
+records are JSON text inside the archive, so loading needs no pickle.
 """
 import json
 import os
