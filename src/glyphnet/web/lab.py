@@ -48,13 +48,19 @@ def first_layer_weights(model, limit=MAX_FILTERS):
 
 
 class LabCallback(Callback):
-    """Sends training progress to ``queue`` (in the child process)."""
+    """Sends training progress to ``queue`` (in the child process). After :meth:`interrupt`
+    the next batch or epoch end raises KeyboardInterrupt: at that point, not in the middle of
+    a queue operation, whose lock an interrupted put would leave held."""
 
     def __init__(self, queue, total_steps):
         self.queue, self.total = queue, total_steps
         self.every = max(1, total_steps // STEP_EVENTS)
         self.start = time.perf_counter()
         self.last_weights = -np.inf
+        self.interrupted = False
+
+    def interrupt(self, *_):
+        self.interrupted = True
 
     def _send(self, kind, **fields):
         self.queue.put({"type": kind, "elapsed": round(time.perf_counter() - self.start, 3),
@@ -67,11 +73,15 @@ class LabCallback(Callback):
             self._send("weights", step=step, maps=first_layer_weights(model))
 
     def on_batch_end(self, model, step, loss):
+        if self.interrupted:
+            raise KeyboardInterrupt
         if step % self.every == 0 or step == self.total:
             self._send("step", step=step, total=self.total, loss=float(loss))
             self._weights(model, step)
 
     def on_epoch_end(self, model, epoch, metrics):
+        if self.interrupted:
+            raise KeyboardInterrupt
         self._send("epoch", step=None, metrics={k: float(v) for k, v in metrics.items()
                                                 if isinstance(v, (int, float))})
 
@@ -83,10 +93,11 @@ def _child(cfg, out_dir, queue):
         ds = data.load_from_config(cfg["data"])
         batch = cfg["training"]["batch_size"] or len(ds.x_train)
         total = -(-len(ds.x_train) // batch) * cfg["training"]["epochs"]
+        callback = LabCallback(queue, total)
+        signal.signal(signal.SIGINT, callback.interrupt)   # Stop: end at the next batch
         queue.put({"type": "started", "total": total, "train": len(ds.x_train),
                    "test": len(ds.x_test), "dataset": ds.name})
-        metrics = runs.train(cfg, out_dir, verbose=False, dataset=ds,
-                             callbacks=[LabCallback(queue, total)])
+        metrics = runs.train(cfg, out_dir, verbose=False, dataset=ds, callbacks=[callback])
     except KeyboardInterrupt:
         queue.put({"type": "stopped"})
     except GlyphnetError as exc:

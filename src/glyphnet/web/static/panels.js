@@ -616,8 +616,9 @@ function onEvent(e) {
   } else {
     finish(e);
   }
-  clearTimeout(chartTimer);   // redraw the charts at most about 10 times a second
-  chartTimer = setTimeout(drawCharts, 100);
+  if (!chartTimer) {   // redraw the charts at most about 10 times a second
+    chartTimer = setTimeout(() => { chartTimer = null; drawCharts(); }, 100);
+  }
 }
 
 function drawCharts() {
