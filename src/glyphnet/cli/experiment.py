@@ -45,5 +45,6 @@ def run(args):
     backend = RayBackend(args.address, args.cpus_per_run) if args.backend == "ray" else None
     results = run_experiment(args.experiment, out, args.jobs, extra, backend=backend)
     sys.stdout.write("\n" + markdown(results["summary"]))
-    print(f"\nwrote {out}/results.json, results.csv, results.md and one run directory per run")
+    print(f"\nwrote {out}/results.json, results.csv, results.md, report.html (the runs overlaid "
+          f"per swept key) and one run directory per run")
     return 1 if any(r["status"] != "done" for r in results["runs"]) else 0
