@@ -23,8 +23,10 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import glyphnet as g
+from glyphnet.nn import backend
 from glyphnet import Dense, ReLU, Softmax
 
+clock = time.perf_counter        # --cpu-time: time.process_time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 128
 THREADS = 2
@@ -53,9 +55,9 @@ def torch_model(name):
 
 def time_glyphnet(name, x, y):
     model = glyphnet_model(name)
-    start = time.perf_counter()
+    start = clock()
     model.fit(x, y, epochs=1, batch_size=BATCH, shuffle=True, seed=0)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def time_torch(name, x, y):
@@ -63,7 +65,7 @@ def time_torch(name, x, y):
     model = torch_model(name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    start = time.perf_counter()
+    start = clock()
     order = torch.randperm(len(x))
     for i in range(0, len(x), BATCH):
         idx = order[i:i + BATCH]
@@ -71,7 +73,7 @@ def time_torch(name, x, y):
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()
         opt.step()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def peak_memory(name, x, y):
@@ -92,17 +94,17 @@ def layer_times(name, x, y, steps=20):
         xb, yb = x[s * BATCH:(s + 1) * BATCH], y[s * BATCH:(s + 1) * BATCH]
         out = xb
         for i, layer in enumerate(model.layers[:-1]):
-            t = time.perf_counter()
+            t = clock()
             out = layer.forward(out, True)
-            times.setdefault((i, "forward"), []).append(time.perf_counter() - t)
+            times.setdefault((i, "forward"), []).append(clock() - t)
         _, d = model.loss(out, yb)
         for i in reversed(range(len(model.layers) - 1)):
-            t = time.perf_counter()
+            t = clock()
             if i:
                 d = model.layers[i].backward(d)
             else:       # as in training: no input gradient for the first layer
                 model.layers[i].backward_params(d)
-            times.setdefault((i, "backward"), []).append(time.perf_counter() - t)
+            times.setdefault((i, "backward"), []).append(clock() - t)
         model.optimizer.step([p for _, _, p, _ in model.parameters()],
                              [gr for _, _, _, gr in model.parameters()])
     return model, {k: 1000 * float(np.median(v)) for k, v in times.items()}
@@ -135,10 +137,19 @@ def main():
     parser.add_argument("--no-train", action="store_true",
                         help="skip the `glyphnet train configs/fast99.toml` run")
     parser.add_argument("--layers", action="store_true", help="print per-layer timings")
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="one thread everywhere and CPU seconds instead of wall seconds: "
+                             "what an idle core would take, however busy the machine is")
     args = parser.parse_args()
 
-    torch.set_num_threads(THREADS)
-    threadpool_limits(THREADS)
+    global clock
+    threads = args.threads
+    if args.cpu_time:
+        clock, threads = time.process_time, 1
+        backend.CORES = 1       # glyphnet's element-wise work on this thread too
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
     ds = g.load_mnist()
     x, y = ds.x_train, ds.y_train
     n_epoch = len(x)
@@ -148,7 +159,8 @@ def main():
     yt = torch.from_numpy(y.astype(np.int64))
     scale = n_epoch / len(x)
 
-    print(f"numpy {np.__version__}, torch {torch.__version__}, threads {THREADS}, "
+    print(f"numpy {np.__version__}, torch {torch.__version__}, threads {threads}, "
+          f"{'CPU' if args.cpu_time else 'wall'} seconds, "
           f"batch {BATCH}, Adam lr 1e-3, MNIST {n_epoch} training images")
     for info in threadpool_info():
         print(f"  BLAS: {info.get('internal_api')} {info.get('version')} "
@@ -157,6 +169,10 @@ def main():
     print(f"  torch: {torch.get_num_threads()} threads, MKL {torch.backends.mkl.is_available()}, "
           f"oneDNN {torch.backends.mkldnn.is_available()}")
     print(f"  load average before timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"  glyphnet: {'one thread (cores busy)' if backend.cores_busy() else 'two threads'} "
+          f"for BLAS and element-wise work (backend.cores_busy: load above cores + 0.5)")
+    if backend.blas_kernel_note():
+        print("  WARNING: " + backend.blas_kernel_note())
     mode = f"--quick: {len(x)} images per timing, scaled to an epoch" if args.quick \
         else "full epochs"
     print(f"timing: {mode}, {args.repeats} repeats, medians\n")
@@ -178,6 +194,7 @@ def main():
             model, times = layer_times(name, x, y)
             for (i, d), ms in sorted(times.items()):
                 print(f"    {i:>2} {type(model.layers[i]).__name__:<10} {d:<9}{ms:8.2f} ms")
+    print(f"  load average after timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     if not args.no_train:
         wall, metrics, rss = fast99()
         print(f"\nglyphnet train configs/fast99.toml: {wall:.1f} s wall (training "

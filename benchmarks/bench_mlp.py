@@ -26,9 +26,11 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import glyphnet
+from glyphnet.nn import backend
 from glyphnet import Adam, Dense, ReLU, Sequential, Softmax
 
 HIDDEN = (256, 256)
+clock = time.perf_counter        # --cpu-time: time.process_time
 
 
 def load_data(train_limit):
@@ -51,12 +53,12 @@ def run_glyphnet(x, y, x_test, y_test, epochs, batch_size, infer_batch, seed):
     model = Sequential(layers + [Dense(10, init="glorot_uniform"), Softmax()],
                        input_shape=x.shape[1:], seed=seed)
     model.compile(loss="cross_entropy", optimizer=Adam(1e-3))
-    start = time.perf_counter()
+    start = clock()
     model.fit(x, y, epochs=epochs, batch_size=batch_size, seed=seed)
-    epoch_s = (time.perf_counter() - start) / epochs
-    start = time.perf_counter()
+    epoch_s = (clock() - start) / epochs
+    start = clock()
     model.predict_proba(x_test, batch_size=infer_batch)
-    infer_s = time.perf_counter() - start
+    infer_s = clock() - start
     accuracy = model.evaluate(x_test, y_test)["accuracy"]
     return epoch_s, per_second(len(x_test), infer_s), accuracy
 
@@ -73,7 +75,7 @@ def run_torch(x, y, x_test, y_test, epochs, batch_size, infer_batch, seed):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(epochs):
         # Batches sliced from in-memory tensors (no DataLoader): PyTorch's fastest normal use.
         order = torch.randperm(len(xt))
@@ -83,13 +85,13 @@ def run_torch(x, y, x_test, y_test, epochs, batch_size, infer_batch, seed):
             loss = loss_fn(model(xs[i:i + batch_size]), ys[i:i + batch_size])
             loss.backward()
             opt.step()
-    epoch_s = (time.perf_counter() - start) / epochs
+    epoch_s = (clock() - start) / epochs
     xtest = torch.from_numpy(x_test)
     with torch.no_grad():
-        start = time.perf_counter()
+        start = clock()
         logits = torch.cat([model(xtest[i:i + infer_batch])
                             for i in range(0, len(xtest), infer_batch)])
-        infer_s = time.perf_counter() - start
+        infer_s = clock() - start
     accuracy = float((logits.argmax(1).numpy() == y_test).mean())
     return epoch_s, per_second(len(x_test), infer_s), accuracy
 
@@ -101,14 +103,14 @@ def run_sklearn(x, y, x_test, y_test, epochs, batch_size, infer_batch, seed):
                           alpha=0.0, batch_size=batch_size, learning_rate_init=1e-3,
                           shuffle=True, random_state=seed)
     classes = np.arange(10)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(epochs):
         model.partial_fit(x, y, classes=classes)   # one pass over the data
-    epoch_s = (time.perf_counter() - start) / epochs
-    start = time.perf_counter()
+    epoch_s = (clock() - start) / epochs
+    start = clock()
     for i in range(0, len(x_test), infer_batch):
         model.predict_proba(x_test[i:i + infer_batch])
-    infer_s = time.perf_counter() - start
+    infer_s = clock() - start
     accuracy = float((model.predict(x_test) == y_test).mean())
     return epoch_s, per_second(len(x_test), infer_s), accuracy
 
@@ -138,10 +140,17 @@ def compare(args):
         import torch
         torch.set_num_threads(args.threads)
     print(f"MLP 784-{'-'.join(map(str, HIDDEN))}-10, ReLU, softmax CE, Adam 1e-3, batch "
-          f"{args.batch_size}, float32, {args.threads} threads; {len(x)} training images, "
+          f"{args.batch_size}, float32, {args.threads} threads "
+          f"({'CPU' if args.cpu_time else 'wall'} seconds); {len(x)} training images, "
           f"{args.epochs} epoch(s) x {args.repeats} repeat(s); inference batch {args.infer_batch}")
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, NumPy {np.__version__}")
+    print(f"load average before timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"(1, 5, 15 minutes; {os.cpu_count()} cores)")
+    print(f"glyphnet: {'one thread (cores busy)' if backend.cores_busy() else 'two threads'} "
+          f"for BLAS and element-wise work (backend.cores_busy: load above cores + 0.5)")
+    if backend.blas_kernel_note():
+        print("WARNING: " + backend.blas_kernel_note())
     results = {}
     with threadpool_limits(args.threads):
         print("BLAS and threads:\n" + blas_report(args.threads))
@@ -155,6 +164,7 @@ def compare(args):
             print(f"{name:>9}: {epoch_s:6.3f} s/epoch (runs: "
                   f"{', '.join(f'{r[0]:.3f}' for r in runs)}), inference {infer:9.0f} img/s, "
                   f"test accuracy {acc:.4f} after {args.epochs} epoch(s)")
+    print(f"load average after timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     g = results.get("glyphnet")
     for other in ("pytorch", "sklearn"):
         if g and other in results:
@@ -194,7 +204,14 @@ def main():
     p.add_argument("--train-default", action="store_true",
                    help="time `glyphnet train` end to end instead")
     p.add_argument("--config", help="with --train-default: the config to train")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="one thread everywhere and CPU seconds instead of wall seconds: what "
+                        "an idle core would take, however busy the machine is")
     args = p.parse_args()
+    if args.cpu_time:
+        global clock
+        clock, args.threads = time.process_time, 1
+        backend.CORES = 1       # glyphnet's element-wise work on this thread too
     if args.train_default:
         train_default(args)
     else:

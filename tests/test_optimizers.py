@@ -88,17 +88,19 @@ def test_adam_split_over_two_threads_gives_identical_results(monkeypatch):
             opt.step(params, g)
         return params
 
+    monkeypatch.setattr("glyphnet.nn.backend.cores_busy", lambda: False)   # split even under load
     split = run()
-    monkeypatch.setattr("glyphnet.nn.optimizers.SPLIT_SIZE", 10**9)
+    monkeypatch.setattr("glyphnet.nn.backend.SPLIT_SIZE", 10**9)
     whole = run()
     for a, b, p0 in zip(split, whole, start):
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, p0)
 
 
-def test_adam_helper_thread_follows_the_callers_errstate():
+def test_adam_helper_thread_follows_the_callers_errstate(monkeypatch):
     """fit silences overflow warnings (divergence is reported once); the half of a large
     array updated on the helper thread must honour that, and a raising errstate too."""
+    monkeypatch.setattr("glyphnet.nn.backend.cores_busy", lambda: False)
     g = np.ones(200_000, np.float32)
     g[:100_000] = np.inf                          # only the helper thread's half: inf / inf
     with warnings.catch_warnings():

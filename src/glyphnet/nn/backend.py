@@ -15,12 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 xp = numpy                  # the array module the layers compute with
 
 SPLIT_SIZE = 32768          # arrays with at least twice this many entries are split
+CORES = os.cpu_count() or 1
 _pool = None
+_blas = None                 # the BLAS libraries' thread controls
 
 
 # ------------------------------------------------------------------------------ threads
@@ -37,21 +39,38 @@ def cores_busy():
     """
     now = time.monotonic()
     if now - _load[0] > 1.0:
-        _load[:] = now, os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5
+        _load[:] = now, os.getloadavg()[0] > CORES + 0.5
     return _load[1]
 
 
 def blas_threads_for(batch_size):
-    """A context for training on batches of ``batch_size``: one BLAS thread for small batches,
+    """A context for products on batches of ``batch_size``: one BLAS thread for small batches,
     whose matrix-vector products one thread runs faster than two that wait for each other,
     and for every batch while other processes keep the cores busy (cores_busy)."""
-    one = (batch_size and batch_size < 16) or cores_busy()
-    return threadpool_limits(1) if one else contextlib.nullcontext()
+    global _blas
+    if not ((batch_size and batch_size < 16) or cores_busy()):
+        return contextlib.nullcontext()
+    if _blas is None:       # found once: a fresh threadpool_limits looks for them (~1 ms)
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas.limit(limits=1)
 
 
 def _split_worth_it(size):
     """Element-wise work on ``size`` entries goes to two threads: large, two cores, idle."""
-    return size >= 2 * SPLIT_SIZE and (os.cpu_count() or 1) >= 2 and not cores_busy()
+    return size >= 2 * SPLIT_SIZE and CORES >= 2 and not cores_busy()
+
+
+def blas_kernel_note():
+    """A warning line when the environment pins OpenBLAS to one CPU's kernels (None if not):
+    OPENBLAS_CORETYPE=Haswell on this AVX-512 machine halves the speed of float32 products
+    (its SkylakeX kernels ran them 2-3x faster). Read when NumPy loads OpenBLAS, so it must be
+    unset before Python starts."""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if not forced:
+        return None
+    return (f"OPENBLAS_CORETYPE={forced} pins OpenBLAS to its {forced} kernels, which may be "
+            f"older than this CPU's (float32 products ran 2-3x slower with Haswell than with "
+            f"SkylakeX kernels on the AVX-512 machine); unset it for full speed")
 
 
 def _helper():
@@ -147,20 +166,32 @@ def offset(i, j, oh, ow, stride):
             slice(j, j + stride * (ow - 1) + 1, stride))
 
 
-def copy(dst, src, axis=0):
+def copyto(dst, src, axis=0):
     """dst[...] = src, the samples (along ``axis``) split over two threads."""
     on_halves(xp.copyto, dst, src, axis=axis)
 
 
 def col2im(dcols, dxp, stride):
-    """dxp[n, p*s + i, q*s + j, c] += dcols[n, p, q, i, j, c] for every kernel offset (i, j):
-    each receptive field's gradient added back where it was read; the batch over two threads."""
+    """dxp[n, p*s + i, q*s + j, c] += dcols[n, p, q, i, j, c] for all p, q, i, j: each
+    receptive field's gradient added back where it was read; the batch over two threads.
+
+    One add per kernel row i and output column q (or per output position when there are fewer
+    rows of outputs than of the kernel) moves a whole kernel row, KW*C contiguous values in
+    both arrays, at a time; one add per kernel offset (i, j) would move only C at a time.
+    """
     _, oh, ow, kh, kw, _ = dcols.shape
+    last = stride * (oh - 1) + 1
 
     def add(dcols, dxp):
-        for i in range(kh):
-            for j in range(kw):
-                dxp[offset(i, j, oh, ow, stride)] += dcols[:, :, :, i, j]
+        if kh <= oh:
+            for i in range(kh):
+                for q in range(ow):
+                    dxp[:, i:i + last:stride, q * stride:q * stride + kw] += dcols[:, :, q, i]
+        else:
+            for p in range(oh):
+                for q in range(ow):
+                    dxp[:, p * stride:p * stride + kh, q * stride:q * stride + kw] += \
+                        dcols[:, p, q]
     on_halves(add, dcols, dxp)
 
 

@@ -14,8 +14,9 @@ transposed (one row per kernel offset and channel), which makes the copies long 
 product, for teaching and for cross-checking.
 """
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
+from .. import checks
+from .backend import Buffers, col2im, col2im_transposed, copyto, offset, on_halves, windows
 from .initializers import canonical, initialize
 from .layers import Layer, register
 
@@ -31,12 +32,6 @@ def _pair(name, value):
         return int(pair[0]), int(pair[1])
     raise ValueError(f"{name} must be a positive integer or a [height, width] pair of them, "
                      f"got {value!r}")
-
-
-def _check_filters(filters):
-    if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
-        raise ValueError(f"filters must be a positive integer, got {filters!r}")
-    return int(filters)
 
 
 def _check_padding(padding, stride):
@@ -76,42 +71,6 @@ def _check_image_shape(input_shape, what):
                          f"of shape {tuple(input_shape)}")
 
 
-def windows(xp, kh, kw, stride):
-    """Every KHxKW receptive field of the padded images xp (N, Hp, Wp, C), as a read-only view
-    of shape (N, OH, OW, KH, KW, C); no data is copied."""
-    n, hp, wp, c = xp.shape
-    oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    sn, sh, sw, sc = xp.strides
-    return as_strided(xp, (n, oh, ow, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc),
-                      writeable=False)
-
-
-def _offset(i, j, oh, ow, stride):
-    """Index of the input positions that kernel offset (i, j) touches, for all outputs."""
-    return (slice(None), slice(i, i + stride * (oh - 1) + 1, stride),
-            slice(j, j + stride * (ow - 1) + 1, stride))
-
-
-class _Buffers:
-    """Arrays reused from call to call: large fresh allocations cost page faults every time."""
-
-    def __init__(self):
-        self.arrays = {}
-
-    def get(self, name, shape, dtype, zeros=False):
-        """An array of ``shape``: uninitialised (the front of a big enough earlier one), or
-        with ``zeros`` one that was zero when made, only ever reused at the same shape."""
-        a = self.arrays.get(name)
-        size = int(np.prod(shape))
-        if zeros:
-            if a is None or a.shape != shape or a.dtype != dtype:
-                a = self.arrays[name] = np.zeros(shape, dtype)
-            return a
-        if a is None or a.size < size or a.dtype != dtype:
-            a = self.arrays[name] = np.empty(size, dtype)
-        return a[:size].reshape(shape)
-
-
 def _pad(x, pads, buffers):
     """x with zero borders (top, bottom, left, right), in a reused buffer whose borders stay 0."""
     top, bottom, left, right = pads
@@ -119,7 +78,7 @@ def _pad(x, pads, buffers):
         return x
     n, h, w, c = x.shape
     xp = buffers.get("padded", (n, h + top + bottom, w + left + right, c), x.dtype, zeros=True)
-    xp[:, top:top + h, left:left + w] = x
+    copyto(xp[:, top:top + h, left:left + w], x)
     return xp
 
 
@@ -129,23 +88,22 @@ def _unpad(dxp, pads):
 
 
 # ------------------------------------------------------------------------------ Conv2D
-class _ConvBase(Layer):
-    """Argument checks shared by the convolution layers."""
+class ConvLayer(Layer):
+    """Base of the convolution layers: kernels slid over NHWC images (argument checks, the
+    output size, padding)."""
 
     def _setup(self, kernel_size, stride, padding, bias, init, sigma):
         self.kh, self.kw = _pair("kernel_size", kernel_size)
-        if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        checks.integer("stride", stride)
         _check_padding(padding, stride)
         canonical(init)
-        if not isinstance(sigma, (int, float)) or sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+        checks.number("sigma", sigma, 0)
         self.kernel_size = kernel_size if isinstance(kernel_size, (int, np.integer)) \
             else [self.kh, self.kw]
         self.stride, self.padding = int(stride), "valid" if padding is None else padding
         self.bias, self.init, self.sigma = bool(bias), init, float(sigma)
         self.pads = pad_amounts(padding, self.kh, self.kw)
-        self.buffers = _Buffers()
+        self.buffers = Buffers()
 
     def _build_output(self, input_shape):
         _check_image_shape(input_shape, f"{type(self).__name__}")
@@ -157,7 +115,7 @@ class _ConvBase(Layer):
 
 
 @register("conv2d")
-class Conv2D(_ConvBase):
+class Conv2D(ConvLayer):
     """2D convolution: ``filters`` kernels of ``kernel_size`` over all input channels.
 
     y = im2col(x) W + b  with cols = im2col(x) of shape (N*OH*OW, KH*KW*C);
@@ -172,7 +130,7 @@ class Conv2D(_ConvBase):
     def __init__(self, filters, kernel_size, stride=1, padding=None, bias=True,
                  init="he_normal", sigma=0.01):
         super().__init__()
-        self.filters = _check_filters(filters)
+        self.filters = checks.integer("filters", filters)
         self._setup(kernel_size, stride, padding, bias, init, sigma)
 
     def build(self, input_shape, rng, dtype=np.float32):
@@ -200,19 +158,20 @@ class Conv2D(_ConvBase):
         if self._is_pointwise():
             cols = x.reshape(n * oh * ow, -1)
         else:
-            win = windows(_pad(x, self.pads, self.buffers), self.kh, self.kw, self.stride)
+            win = windows(_pad(x, self.pads, self.buffers), self.kh, self.kw,
+                                  self.stride)
             k, c = W.shape[0], x.shape[-1]
             # With a bias, cols gets a last column of ones and W a last row b: the bias is the
             # weight of a constant input, so one product gives y and one gives dW and db.
             if c >= 8:
                 cols = self.buffers.get("cols", (n * oh * ow, k + self.bias), x.dtype)
-                np.copyto(cols[:, :k].reshape(win.shape), win)
+                copyto(cols[:, :k].reshape(win.shape), win)
             else:
                 # Few channels: build cols^T, one row per (kernel offset, channel); each row is
                 # a shifted copy of the images, copied in long contiguous runs.
                 cols = self.buffers.get("cols", (k + self.bias, n * oh * ow), x.dtype).T
-                np.copyto(cols.T[:k].reshape(self.kh, self.kw, c, n, oh, ow),
-                          win.transpose(3, 4, 5, 0, 1, 2))
+                copyto(cols.T[:k].reshape(self.kh, self.kw, c, n, oh, ow),
+                             win.transpose(3, 4, 5, 0, 1, 2), axis=3)
             if self.bias:
                 cols[:, k] = 1
                 W = np.concatenate([W, self.params["b"][None]])
@@ -231,7 +190,8 @@ class Conv2D(_ConvBase):
             if self.bias:
                 np.sum(dy2, axis=0, out=self.grads["b"])
             return
-        grad = self.cols.T @ dy2
+        # cols^T dL/dy; for row-major cols OpenBLAS runs it faster as (dL/dy^T cols)^T.
+        grad = (dy2.T @ self.cols).T if self.cols.flags.c_contiguous else self.cols.T @ dy2
         self.grads["W"].reshape(-1, f)[...] = grad[:self.grads["W"].size // f]
         if self.bias:
             self.grads["b"][...] = grad[-1]
@@ -251,19 +211,12 @@ class Conv2D(_ConvBase):
             # are shared), then one strided add per kernel offset.
             dcols = self.buffers.get("dcols", (n * oh * ow, W[..., 0].size), dy.dtype)
             np.matmul(dy2, W.reshape(-1, f).T, out=dcols)
-            dcols = dcols.reshape(n, oh, ow, self.kh, self.kw, c)
-            for i in range(self.kh):
-                for j in range(self.kw):
-                    dxp[_offset(i, j, oh, ow, self.stride)] += dcols[:, :, :, i, j]
+            col2im(dcols.reshape(n, oh, ow, self.kh, self.kw, c), dxp, self.stride)
         else:
             # Few channels: dL/dcols transposed, so each (offset, channel) is one contiguous row.
             dcols_t = W.reshape(-1, f) @ dy2.T
-            rows = iter(dcols_t)
-            for i in range(self.kh):
-                for j in range(self.kw):
-                    for ch in range(c):
-                        dxp[_offset(i, j, oh, ow, self.stride) + (ch,)] += \
-                            next(rows).reshape(n, oh, ow)
+            col2im_transposed(dcols_t.reshape(self.kh, self.kw, c, n, oh, ow), dxp,
+                                      self.stride)
         return _unpad(dxp, self.pads)
 
 
@@ -271,11 +224,11 @@ class Conv2D(_ConvBase):
 def _depthwise(xp, W, stride, oh, ow):
     """y[n, p, q, c] = sum_{i, j} xp[n, p*s + i, q*s + j, c] W[i, j, c]."""
     kh, kw = W.shape[:2]
-    y = xp[_offset(0, 0, oh, ow, stride)] * W[0, 0]
+    y = xp[offset(0, 0, oh, ow, stride)] * W[0, 0]
     for i in range(kh):
         for j in range(kw):
             if i or j:
-                y += xp[_offset(i, j, oh, ow, stride)] * W[i, j]
+                y += xp[offset(i, j, oh, ow, stride)] * W[i, j]
     return y
 
 
@@ -284,7 +237,7 @@ def _depthwise_grad_w(xp, dy, stride, dW):
     oh, ow = dy.shape[1:3]
     for i in range(dW.shape[0]):
         for j in range(dW.shape[1]):
-            np.einsum("nhwc,nhwc->c", xp[_offset(i, j, oh, ow, stride)], dy, out=dW[i, j])
+            np.einsum("nhwc,nhwc->c", xp[offset(i, j, oh, ow, stride)], dy, out=dW[i, j])
 
 
 def _depthwise_grad_x(W, dy, stride, padded_shape):
@@ -293,12 +246,12 @@ def _depthwise_grad_x(W, dy, stride, padded_shape):
     dxp = np.zeros(padded_shape, dy.dtype)
     for i in range(W.shape[0]):
         for j in range(W.shape[1]):
-            dxp[_offset(i, j, oh, ow, stride)] += dy * W[i, j]
+            dxp[offset(i, j, oh, ow, stride)] += dy * W[i, j]
     return dxp
 
 
 @register("depthwise_conv2d")
-class DepthwiseConv2D(_ConvBase):
+class DepthwiseConv2D(ConvLayer):
     """Per-channel 2D convolution: channel c of the output only sees channel c of the input,
     through its own kernel W[:, :, c] (kernels stored (KH, KW, C)).
 
@@ -343,7 +296,7 @@ class DepthwiseConv2D(_ConvBase):
 
 
 @register("separable_conv2d")
-class SeparableConv2D(_ConvBase):
+class SeparableConv2D(ConvLayer):
     """Depthwise-separable convolution: a depthwise convolution (kernel "W_depthwise",
     (KH, KW, C)) followed by a 1x1 pointwise convolution mixing the channels (kernel "W",
     (C, F)) and the bias.
@@ -355,7 +308,7 @@ class SeparableConv2D(_ConvBase):
     def __init__(self, filters, kernel_size, stride=1, padding=None, bias=True,
                  init="he_normal", sigma=0.01):
         super().__init__()
-        self.filters = _check_filters(filters)
+        self.filters = checks.integer("filters", filters)
         self._setup(kernel_size, stride, padding, bias, init, sigma)
 
     def build(self, input_shape, rng, dtype=np.float32):
@@ -395,7 +348,7 @@ class SeparableConv2D(_ConvBase):
 
 
 # ------------------------------------------------------------------------------ pooling
-class _Pool(Layer):
+class Pool2D(Layer):
     """Pooling windows of ``pool_size`` moved by ``stride`` (default: pool_size, so the windows
     tile the image); rows/columns left over at the bottom/right are dropped, as in PyTorch."""
 
@@ -429,7 +382,7 @@ class _Pool(Layer):
 
 
 @register("max_pool2d")
-class MaxPool2D(_Pool):
+class MaxPool2D(Pool2D):
     """y = the maximum of each window. dL/dx = dL/dy at the window's first maximum (in
     row-major order, as PyTorch does) and 0 elsewhere: with ties (flat background) exactly one
     position receives the gradient."""
@@ -465,25 +418,23 @@ class MaxPool2D(_Pool):
         return dx
 
     # 2x2 windows, stride 2: a view (N, OH, 2, OW, 2, C) of the image, the maximum taken over
-    # the two columns of each row and then over the two rows; ties keep the first.
+    # the two columns of each row and then over the two rows; ties keep the first. Both
+    # passes run on the two halves of the batch at once (on_halves).
     def _forward_2x2(self, x):
         n = len(x)
         oh, ow, c = self.output_shape
         x6 = x[:, :2 * oh, :2 * ow].reshape(n, oh, 2, ow, 2, c)
-        left, right = x6[:, :, :, :, 0], x6[:, :, :, :, 1]
-        self.right = right > left                                     # (N, OH, 2, OW, C)
-        row_max = np.maximum(left, right)
-        self.bottom = row_max[:, :, 1] > row_max[:, :, 0]             # (N, OH, OW, C)
-        return np.maximum(row_max[:, :, 0], row_max[:, :, 1])
+        self.right = np.empty((n, oh, 2, ow, c), bool)     # right column > left one
+        self.bottom = np.empty((n, oh, ow, c), bool)       # bottom row's max > top row's
+        y = np.empty((n, oh, ow, c), x.dtype)
+        on_halves(_max_2x2, x6, self.right, self.bottom, y)
+        return y
 
     def _backward_2x2(self, dy):
         n, h, w, c = self.x_shape
         oh, ow, _ = self.output_shape
         dx6 = np.empty((n, oh, 2, ow, 2, c), dy.dtype)
-        bottom = dy * self.bottom
-        for row, d in ((0, dy - bottom), (1, bottom)):
-            np.multiply(d, self.right[:, :, row], out=dx6[:, :, row, :, 1])
-            np.subtract(d, dx6[:, :, row, :, 1], out=dx6[:, :, row, :, 0])
+        on_halves(_unmax_2x2, dy, self.right, self.bottom, dx6)
         if (h, w) == (2 * oh, 2 * ow):
             return dx6.reshape(self.x_shape)
         dx = np.zeros(self.x_shape, dy.dtype)      # odd sizes: the last row/column gets 0
@@ -491,8 +442,24 @@ class MaxPool2D(_Pool):
         return dx
 
 
+def _max_2x2(x6, right, bottom, y):
+    left, right_value = x6[:, :, :, :, 0], x6[:, :, :, :, 1]
+    np.greater(right_value, left, out=right)
+    row_max = np.maximum(left, right_value)                         # (N, OH, 2, OW, C)
+    np.greater(row_max[:, :, 1], row_max[:, :, 0], out=bottom)
+    np.maximum(row_max[:, :, 0], row_max[:, :, 1], out=y)
+
+
+def _unmax_2x2(dy, right, bottom, dx6):
+    """dL/dy sent to the first maximum of each 2x2 window, zero to the other three."""
+    lower = dy * bottom
+    for row, d in ((0, dy - lower), (1, lower)):
+        np.multiply(d, right[:, :, row], out=dx6[:, :, row, :, 1])
+        np.subtract(d, dx6[:, :, row, :, 1], out=dx6[:, :, row, :, 0])
+
+
 @register("avg_pool2d")
-class AvgPool2D(_Pool):
+class AvgPool2D(Pool2D):
     """y = the mean of each window;  dL/dx = dL/dy / (window size) at every position of it."""
 
     def forward(self, x, training=False):

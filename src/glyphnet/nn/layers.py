@@ -7,18 +7,13 @@ import inspect
 
 import numpy as np
 
+from .. import checks
+from ..registry import Registry
+from .backend import on_halves
 from .initializers import canonical, initialize
 
-LAYERS = {}
-
-
-def register(name):
-    """Class decorator: make a layer available to configs and saved models under ``name``."""
-    def wrap(cls):
-        cls.kind = name
-        LAYERS[name] = cls
-        return cls
-    return wrap
+LAYERS = Registry("layer type")
+register = LAYERS.register   # class decorator: the layer's name in configs and saved models
 
 
 class Layer:
@@ -68,12 +63,10 @@ class Dense(Layer):
 
     def __init__(self, units, bias=True, init="he_normal", sigma=0.01):
         super().__init__()
-        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = checks.integer("units", units)
         canonical(init)
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma!r}")
-        self.units, self.bias, self.init, self.sigma = int(units), bool(bias), init, float(sigma)
+        self.sigma = checks.number("sigma", sigma, 0)
+        self.bias, self.init = bool(bias), init
 
     def build(self, input_shape, rng, dtype=np.float32):
         self.input_shape = tuple(input_shape)
@@ -123,19 +116,17 @@ class Flatten(Layer):
         return dy.reshape((len(dy),) + self.input_shape)
 
 
-def _check_positive(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+class Activation(Layer):
+    """An element-wise (or, for softmax, row-wise) function with no parameters."""
 
 
 @register("sigmoid")
-class Sigmoid(Layer):
+class Sigmoid(Activation):
     """y = 1 / (1 + exp(-slope x));   dy/dx = slope y (1 - y)."""
 
     def __init__(self, slope=1.0):
         super().__init__()
-        self.slope = _check_positive("slope", slope)
+        self.slope = checks.positive("slope", slope)
 
     def forward(self, x, training=False):
         # 0.5 (1 + tanh(z/2)) equals the logistic function and never overflows.
@@ -150,12 +141,12 @@ class Sigmoid(Layer):
 
 
 @register("tanh")
-class Tanh(Layer):
+class Tanh(Activation):
     """y = tanh(slope x);   dy/dx = slope (1 - y^2)."""
 
     def __init__(self, slope=1.0):
         super().__init__()
-        self.slope = _check_positive("slope", slope)
+        self.slope = checks.positive("slope", slope)
 
     def forward(self, x, training=False):
         self.y = np.tanh(x * self.slope) if self.slope != 1 else np.tanh(x)
@@ -166,27 +157,36 @@ class Tanh(Layer):
 
 
 @register("relu")
-class ReLU(Layer):
+class ReLU(Activation):
     """y = max(0, x);   dy/dx = 1 where x > 0, else 0."""
 
     def forward(self, x, training=False):
-        self.y = np.maximum(x, 0)
+        self.y = np.empty_like(x)
+        on_halves(_relu, x, self.y)
         return self.y
 
     def backward(self, dy):
-        return dy * (self.y > 0)
+        dx = np.empty_like(dy)
+        on_halves(_relu_grad, dy, self.y, dx)
+        return dx
+
+
+def _relu(x, y):
+    np.maximum(x, 0, out=y)
+
+
+def _relu_grad(dy, y, dx):
+    np.multiply(dy, y > 0, out=dx)
 
 
 @register("leaky_relu")
-class LeakyReLU(Layer):
+class LeakyReLU(Activation):
     """y = x for x > 0, negative_slope * x otherwise (the reports' gamma);
     dy/dx = 1 or negative_slope."""
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if not isinstance(negative_slope, (int, float)) or not 0 <= negative_slope < 1:
-            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = checks.fraction("negative_slope", negative_slope)
 
     def forward(self, x, training=False):
         self.mask = x > 0
@@ -204,7 +204,7 @@ def softmax(z):
 
 
 @register("softmax")
-class Softmax(Layer):
+class Softmax(Activation):
     """y_i = exp(x_i) / sum_j exp(x_j);   dL/dx = y * (dL/dy - sum_j dL/dy_j y_j).
 
     With the cross-entropy loss the model skips this layer in training and differentiates the
@@ -226,9 +226,7 @@ class Dropout(Layer):
 
     def __init__(self, rate=0.5):
         super().__init__()
-        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = checks.fraction("rate", rate)
         self.rng = np.random.default_rng(0)
 
     def build(self, input_shape, rng, dtype=np.float32):
@@ -249,8 +247,4 @@ class Dropout(Layer):
 
 def layer_from_config(spec):
     """Build a layer from a dict such as {"type": "dense", "units": 10}."""
-    spec = dict(spec)
-    kind = spec.pop("type")
-    if kind not in LAYERS:
-        raise ValueError(f"unknown layer type {kind!r}; expected one of {', '.join(sorted(LAYERS))}")
-    return LAYERS[kind](**spec)
+    return LAYERS.build(spec)

@@ -8,6 +8,7 @@ import numpy as np
 from .. import memory
 from ..errors import ConfigError, GlyphnetError
 from ..fileio import atomic_open
+from .backend import blas_threads_for
 from .layers import Layer, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
 from .checking import as_inputs, check_xy
@@ -196,7 +197,8 @@ class Sequential:
     def predict_proba(self, x, batch_size=1000):
         """The model's outputs for each sample (probabilities when it ends in softmax)."""
         x = as_inputs(self, x)
-        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        with blas_threads_for(min(batch_size, len(x))):
+            outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, self.dtype)
 
     def predict(self, x, batch_size=1000):
@@ -210,7 +212,8 @@ class Sequential:
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
             xb = np.asarray(x[i:i + batch_size], dtype=self.dtype)
-            out = self.forward(xb, False, upto)
+            with blas_threads_for(len(xb)):
+                out = self.forward(xb, False, upto)
             loss, _ = self.loss(out, labels[i:i + batch_size])
             total_loss += loss * len(xb)
             correct += int(np.sum(out.argmax(axis=1) == labels[i:i + batch_size]))

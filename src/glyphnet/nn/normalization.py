@@ -1,6 +1,8 @@
 """Batch normalisation for dense (N, F) and convolutional (N, H, W, C) activations."""
 import numpy as np
 
+from .. import checks
+from .backend import on_halves
 from .layers import Layer, register
 
 
@@ -24,12 +26,8 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum=0.9, eps=1e-5):
         super().__init__()
-        if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or \
-                not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or eps <= 0:
-            raise ValueError(f"eps must be a positive number, got {eps!r}")
-        self.momentum, self.eps = float(momentum), float(eps)
+        self.momentum = checks.fraction("momentum", momentum)
+        self.eps = checks.positive("eps", eps)
 
     def build(self, input_shape, rng, dtype=np.float32):
         self.input_shape = self.output_shape = tuple(input_shape)
@@ -53,34 +51,51 @@ class BatchNorm(Layer):
     def forward(self, x, training=False):
         x2 = x.reshape(-1, x.shape[-1])
         m = len(x2)
+        xc = np.empty_like(x2)
         if training:
             mu = self._sum(x2) / m
-            xc = x2 - mu
-            var = self._sum(xc * xc) / m
+            on_halves(lambda x2, xc: np.subtract(x2, mu, out=xc), x2, xc)
+            squares = np.empty_like(xc)
+            on_halves(lambda xc, sq: np.multiply(xc, xc, out=sq), xc, squares)
+            var = self._sum(squares) / m
             for name, batch in (("mean", mu), ("var", var * (m / max(m - 1, 1)))):
                 running = self.state[name]
                 running *= self.momentum
                 running += (1 - self.momentum) * batch
         else:
             var = self.state["var"]
-            xc = x2 - self.state["mean"]
+            on_halves(lambda x2, xc: np.subtract(x2, self.state["mean"], out=xc), x2, xc)
         self.training = training
-        self.inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
-        xc *= self.inv_std
+        self.inv_std = inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        y = np.empty_like(xc)
+
+        def normalise(xc, y):
+            xc *= inv_std
+            np.multiply(xc, gamma, out=y)
+            y += beta
+        on_halves(normalise, xc, y)
         self.x_hat = xc                                     # (m, features)
-        return (xc * self.params["gamma"] + self.params["beta"]).reshape(x.shape)
+        return y.reshape(x.shape)
 
     def backward(self, dy):
         dy2 = dy.reshape(self.x_hat.shape)
         dgamma, dbeta = self.grads["gamma"], self.grads["beta"]
-        dgamma[...] = self._sum(dy2 * self.x_hat)
+        dx = np.empty_like(dy2)
+        on_halves(lambda d, xh, p: np.multiply(d, xh, out=p), dy2, self.x_hat, dx)
+        dgamma[...] = self._sum(dx)
         dbeta[...] = self._sum(dy2)
         scale = self.params["gamma"] * self.inv_std
         if not self.training:
-            return (dy2 * scale).reshape(dy.shape)
+            on_halves(lambda d, dx: np.multiply(d, scale, out=dx), dy2, dx)
+            return dx.reshape(dy.shape)
         m = len(dy2)
-        dx = self.x_hat * (dgamma / m)
-        dx += dbeta / m
-        np.subtract(dy2, dx, out=dx)
-        dx *= scale
+        dgamma_m, dbeta_m = dgamma / m, dbeta / m
+
+        def grad(d, xh, dx):              # dx = scale (dy - dbeta/m - x_hat dgamma/m)
+            np.multiply(xh, dgamma_m, out=dx)
+            dx += dbeta_m
+            np.subtract(d, dx, out=dx)
+            dx *= scale
+        on_halves(grad, dy2, self.x_hat, dx)
         return dx.reshape(dy.shape)

@@ -1,40 +1,48 @@
 """Optimisers update parameters in place from their gradients: ``step(params, grads)``."""
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-OPTIMIZERS = {}
+from .. import checks
+from ..registry import Registry
+from .backend import flush_subnormal, in_two_threads
+
+OPTIMIZERS = Registry("optimizer")
 
 
-def register(name):
-    def wrap(cls):
-        cls.kind = name
-        OPTIMIZERS[name] = cls
-        return cls
-    return wrap
+class Optimizer:
+    """The protocol every optimiser follows:
+
+    ``lr``: the learning rate, a float that training may change (decay);
+    ``step(params, grads)``: update each parameter array in place from its gradient (the lists
+    keep the same order from step to step, so per-array state can be keyed by position);
+    ``get_config()``: the constructor arguments, enough to rebuild it from a config;
+    ``state_arrays()`` / ``load_state(arrays)``: the internal state (moments, velocities, step
+    count) as named arrays, for checkpoints.
+    """
+
+    lr = 0.0
+
+    def step(self, params, grads):
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError
+
+    def state_arrays(self):
+        return {}
+
+    def load_state(self, arrays):
+        pass
 
 
-def _positive(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _fraction(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-@register("sgd")
-class SGD:
+@OPTIMIZERS.register("sgd")
+class SGD(Optimizer):
     """w <- w - lr * g;  with momentum mu:  v <- mu v - lr g,  w <- w + v."""
 
     def __init__(self, lr=0.1, momentum=0.0):
-        self.lr = _positive("lr", lr)
-        self.momentum = _fraction("momentum", momentum)
+        self.lr = checks.positive("lr", lr)
+        self.momentum = checks.fraction("momentum", momentum)
         self.velocity = {}
 
     def step(self, params, grads):
@@ -52,18 +60,25 @@ class SGD:
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum}
 
+    def state_arrays(self):
+        return {f"velocity/{i}": v for i, v in self.velocity.items()}
 
-@register("adam")
-class Adam:
+    def load_state(self, arrays):
+        self.velocity = {int(k.split("/")[1]): v.copy() for k, v in arrays.items()
+                         if k.startswith("velocity/")}
+
+
+@OPTIMIZERS.register("adam")
+class Adam(Optimizer):
     """Adam (Kingma & Ba):  m <- b1 m + (1-b1) g,  v <- b2 v + (1-b2) g^2,
     w <- w - lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections m_hat = m / (1-b1^t),
     v_hat = v / (1-b2^t)."""
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        self.lr = _positive("lr", lr)
-        self.beta1 = _fraction("beta1", beta1)
-        self.beta2 = _fraction("beta2", beta2)
-        self.eps = _positive("eps", eps)
+        self.lr = checks.positive("lr", lr)
+        self.beta1 = checks.fraction("beta1", beta1)
+        self.beta2 = checks.fraction("beta2", beta2)
+        self.eps = checks.positive("eps", eps)
         self.m, self.v, self.t = {}, {}, 0
         self.scratch = {}
 
@@ -79,6 +94,7 @@ class Adam:
         for i, (p, g) in enumerate(zip(params, grads)):
             if i not in self.m:
                 self.m[i], self.v[i] = np.zeros_like(p), np.zeros_like(p)
+            if i not in self.scratch:
                 self.scratch[i] = np.empty_like(p)
             work.append((p, g, self.m[i], self.v[i], self.scratch[i]))
         in_two_threads(self._update, work, lr_t, eps_t, flush)
@@ -94,8 +110,8 @@ class Adam:
         s *= 1 - b2
         v += s
         if flush:
-            _flush_subnormal(m, s)
-            _flush_subnormal(v, s)
+            flush_subnormal(m, s)
+            flush_subnormal(v, s)
         np.sqrt(v, out=s)                       # w <- w - lr_t m / (sqrt(v) + eps_t)
         s += eps_t
         np.divide(m, s, out=s)
@@ -105,68 +121,18 @@ class Adam:
     def get_config(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
+    def state_arrays(self):
+        out = {"t": np.array(self.t, np.int64)}
+        for i in self.m:
+            out[f"m/{i}"], out[f"v/{i}"] = self.m[i], self.v[i]
+        return out
 
-# ------------------------------------------------------------------------------ helpers
-SPLIT_SIZE = 32768          # arrays with at least twice this many entries are split
-_pool = None
-
-
-def in_two_threads(update, groups, *args):
-    """Call update(*group, *args) for each group of same-shaped arrays, the large ones split
-    into two halves with one half done on a helper thread.
-
-    NumPy releases the GIL inside element-wise loops, so on two or more cores the halves run
-    at the same time and the optimiser step takes about half as long. Element-wise updates
-    give bit-identical results however the arrays are split.
-    """
-    global _pool
-    mine, theirs = [], []
-    for group in groups:
-        half = group[0].size // 2
-        if half < SPLIT_SIZE or (os.cpu_count() or 1) < 2 or \
-                not all(a.flags.c_contiguous for a in group):
-            mine.append(group)
-            continue
-        flat = [a.reshape(-1) for a in group]   # views of contiguous arrays
-        theirs.append([a[:half] for a in flat])
-        mine.append([a[half:] for a in flat])
-    errors = np.geterr()                        # the caller's errstate, e.g. from fit
-
-    def their_halves():
-        with np.errstate(**errors):
-            for group in theirs:
-                update(*group, *args)
-
-    job = None
-    if theirs:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(1, thread_name_prefix="glyphnet-optimizer")
-        job = _pool.submit(their_halves)
-    for group in mine:
-        update(*group, *args)
-    if job is not None:
-        job.result()
-
-
-def _forget_pool():
-    """A forked child has no helper thread: start a new pool there when needed."""
-    global _pool
-    _pool = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _flush_subnormal(a, scratch):
-    """Zero entries with |a| < 1e-30. Moments of rarely active weights decay into subnormal
-    floats, which make every later float32 operation on them many times slower."""
-    np.abs(a, out=scratch)
-    a[scratch < 1e-30] = 0
+    def load_state(self, arrays):
+        self.t = int(arrays.get("t", 0))
+        self.m = {int(k[2:]): v.copy() for k, v in arrays.items() if k.startswith("m/")}
+        self.v = {int(k[2:]): v.copy() for k, v in arrays.items() if k.startswith("v/")}
 
 
 def optimizer_from_config(spec):
-    spec = dict(spec)
-    kind = spec.pop("type")
-    if kind not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {kind!r}; expected one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[kind](**spec)
+    """An optimiser from a dict such as {"type": "adam", "lr": 1e-3}."""
+    return OPTIMIZERS.build(spec)

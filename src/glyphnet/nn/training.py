@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from ..errors import TrainingDiverged
-from . import backend
+from .backend import blas_threads_for
 from .schedule import BATCH_ORDERS, batches, epoch_batches
 
 
@@ -156,7 +156,7 @@ def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
     if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    with backend.blas_threads_for(batch_size):
+    with blas_threads_for(batch_size):
         return _fit(model, x, labels, epochs, batch_size, order, seed, named["validation_data"],
                     named["test_data"], augment, callbacks, lr_decay, verbose, log, max_steps,
                     checkpoint, resume)
