@@ -374,3 +374,19 @@ def test_float_idx_images_in_0_1_are_kept_and_nan_images_named(tmp_path):
 def write_bytes(path, content):
     path.write_bytes(content)
     return str(path)
+
+
+def test_training_on_a_folder_names_the_skipped_files(tmp_path):
+    from glyphnet import runs
+    from glyphnet.data.datasets import Dataset
+    rng = np.random.default_rng(0)
+    ds = Dataset("folder", rng.random((8, 4, 4, 1), np.float32), np.arange(8) % 2,
+                 rng.random((4, 4, 4, 1), np.float32), np.arange(4) % 2, ["a", "b"],
+                 skipped=[f"f/{i}.png: not a readable image" for i in range(12)])
+    lines = []
+    cfg = load_config(None, {"training.epochs": 1, "model.layers": [
+        {"type": "dense", "units": 2}, {"type": "softmax"}]})
+    runs.train(cfg, str(tmp_path / "run"), log=lines.append, dataset=ds)
+    warnings = [ln for ln in lines if ln.startswith("warning:")]
+    assert warnings[0] == "warning: skipped f/0.png: not a readable image"
+    assert len(warnings) == 11 and warnings[-1] == "warning: and 2 more file(s) skipped"

@@ -16,6 +16,9 @@ from .fileio import write_atomic
 from .inspection.monitor import Monitor
 from .inspection.steps import StepEvaluator, eval_subset
 
+# Skipped files (unreadable images, duplicates) named one per line before training.
+MAX_SKIPPED_SHOWN = 10
+
 
 def prepare(cfg, dataset=None, data_dir=None):
     """Load the data (unless given; ``data_dir`` overrides the data directory) and build the
@@ -50,6 +53,10 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
         log(f"data {ds.name}: {len(x_train)} train / {len(x_test)} test images of shape "
             f"{tuple(ds.input_shape)}, {ds.num_classes} classes")
         log(f"model: {len(model.layers)} layers, {model.count_params():,} parameters")
+        for line in (ds.skipped or [])[:MAX_SKIPPED_SHOWN]:
+            log(f"warning: skipped {line}")
+        if len(ds.skipped or []) > MAX_SKIPPED_SHOWN:
+            log(f"warning: and {len(ds.skipped) - MAX_SKIPPED_SHOWN} more file(s) skipped")
     t = cfg["training"]
     tensorboard = None
     if t["tensorboard"]:
