@@ -167,3 +167,9 @@ def test_experiment_report_has_a_panel_per_swept_key(experiment):
     text = open(path).read()
     assert "Swept: optimizer.type, optimizer.lr" in text
     assert text.count("<img") == 2   # per epoch and per iteration
+
+
+def test_experiment_report_without_finished_runs_writes_nothing(tmp_path):
+    (tmp_path / "failed-run").mkdir()
+    assert compare.experiment_report(tmp_path) is None
+    assert not (tmp_path / "report.html").exists()

@@ -682,10 +682,12 @@ def experiment_report(out_dir, title=None):
     table of every run's final and best metrics, then per swept key one panel per setting of
     the other keys, overlaying loss and accuracy per epoch and, where steps.csv exists, per
     iteration. Returns the path, or None when the folder holds no finished runs."""
-    try:
-        runs = load_runs([out_dir])
-    except GlyphnetError:
+    out_dir = os.fspath(out_dir)
+    paths = [os.path.join(out_dir, d) for d in sorted(os.listdir(out_dir))
+             if is_run_dir(os.path.join(out_dir, d))]
+    if not paths:
         return None
+    runs = load_runs(paths)
     page = Page(title or f"glyphnet experiment {os.path.basename(os.path.abspath(out_dir))}")
     page.heading("Runs")
     page.html(_table(metrics_rows(runs)))
