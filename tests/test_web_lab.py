@@ -313,7 +313,8 @@ def test_a_training_can_be_stopped(client, tmp_path):
     long = TINY.replace("epochs = 1", "epochs = 1000")
     sid = client.post("/api/lab/start", json={"config": long, "name": "long"}).get_json()["id"]
     deadline = time.monotonic() + 60
-    while client.get(f"/api/lab/{sid}").get_json()["events"] < 3:
+    while not any(e["type"] == "weights" for e in
+                  client.get(f"/api/lab/{sid}?since=0").get_json()["new"]):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     second = client.post("/api/lab/start", json={"config": TINY, "name": "second"})
