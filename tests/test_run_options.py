@@ -265,3 +265,34 @@ def test_balanced_batches_are_checked_against_the_data_before_training():
     with pytest.raises(ConfigError, match="need 30 training image.s. of every class; class "
                                           "'0' has 20"):
         runs.prepare(cfg)
+
+
+@pytest.mark.parametrize("top", ["dense", "conv"])
+def test_a_frozen_layer_above_trainable_ones_passes_the_gradient_down_without_its_own(top):
+    from glyphnet.nn.conv import Conv2D, DepthwiseConv2D
+    from glyphnet.nn.layers import Flatten
+    from glyphnet.nn.transfer import freeze
+    rng = np.random.default_rng(0)
+
+    def layers():
+        if top == "dense":
+            return [Dense(6), ReLU(), Dense(4), ReLU(), Dense(3), Softmax()]
+        return [Conv2D(3, 3), ReLU(), DepthwiseConv2D(3), Conv2D(2, 3), ReLU(), Flatten(),
+                Dense(3), Softmax()]
+    if top == "dense":
+        x, shape, frozen = rng.random((8, 5), dtype=np.float32), (5,), [2]
+    else:
+        x, shape, frozen = rng.random((8, 7, 7, 2), dtype=np.float32), (7, 7, 2), [2, 3]
+    y = rng.integers(0, 3, 8)
+    plain = Sequential(layers(), input_shape=shape, seed=1)
+    model = Sequential(layers(), input_shape=shape, seed=1)
+    freeze(model, frozen)
+    plain.loss_and_grads(x, y, input_grad=False)
+    model.loss_and_grads(x, y, input_grad=False)
+    # The trainable layers get the same gradients; the frozen ones compute none of their own.
+    for i, layer in enumerate(model.layers):
+        for k, g in layer.grads.items():
+            if i in frozen:
+                assert not g.any(), (i, k)
+            else:
+                np.testing.assert_allclose(g, plain.layers[i].grads[k], rtol=1e-5, atol=1e-7)

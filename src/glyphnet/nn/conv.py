@@ -198,6 +198,10 @@ class Conv2D(ConvLayer):
 
     def backward(self, dy):
         self.backward_params(dy)
+        return self.backward_input(dy)
+
+    def backward_input(self, dy):
+        """Only dL/dx (a frozen layer above trainable ones)."""
         n, oh, ow, f = dy.shape
         dy2 = dy.reshape(-1, f)
         W = self.params["W"]
@@ -291,6 +295,10 @@ class DepthwiseConv2D(ConvLayer):
 
     def backward(self, dy):
         self.backward_params(dy)
+        return self.backward_input(dy)
+
+    def backward_input(self, dy):
+        """Only dL/dx (a frozen layer above trainable ones)."""
         dxp = _depthwise_grad_x(self.params["W"], dy, self.stride, self.xp.shape)
         return _unpad(dxp, self.pads)
 

@@ -89,6 +89,10 @@ class Dense(Layer):
 
     def backward(self, dy):
         self.backward_params(dy)
+        return self.backward_input(dy)
+
+    def backward_input(self, dy):
+        """Only dL/dx: what a frozen layer above trainable ones passes down."""
         dx = dy @ self.params["W"].T
         return dx.reshape((len(dy),) + self.input_shape)
 

@@ -136,7 +136,8 @@ class Sequential:
         parameters, not frozen) is run,
         that layer computes only its parameter gradients when it can (``backward_params``),
         and None is returned: for the usual first Dense layer that skips a quarter of the
-        work of a training step. Each of ``backward_hooks`` is called as hook(i, layer,
+        work of a training step. A frozen layer above it computes only dL/d(input) when it
+        can (``backward_input``). Each of ``backward_hooks`` is called as hook(i, layer,
         dL/d(output of layer i)) just before layer i's backward runs.
         """
         layers = self.layers[:upto]
@@ -151,7 +152,9 @@ class Sequential:
         for i in reversed(range(first + 1, len(layers))):
             for hook in self.backward_hooks:
                 hook(i, layers[i], dout)
-            dout = layers[i].backward(dout)
+            frozen = layers[i].params and not getattr(layers[i], "trainable", True)
+            dout = getattr(layers[i], "backward_input" if frozen else "backward",
+                           layers[i].backward)(dout)
         if first < len(layers):
             for hook in self.backward_hooks:
                 hook(first, layers[first], dout)
