@@ -352,3 +352,28 @@ def test_a_checkpoint_with_a_bad_generator_state_is_damaged(toy, tmp_path):
     np.savez(run / "checkpoint.npz", **arrays)
     with pytest.raises(GlyphnetError, match="damaged checkpoint"):
         runs.resume(str(run), verbose=False, dataset=toy)
+
+
+def test_a_second_interrupt_stops_at_once(toy, tmp_path, capsys):
+    class Twice(Callback):
+        def on_batch_end(self, model, step, loss):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt) as info:
+        runs.train(toy_config(), str(tmp_path / "run"), verbose=False, dataset=toy,
+                   callbacks=[Twice()])
+    assert type(info.value) is KeyboardInterrupt and signal.getsignal(signal.SIGINT) == before
+    assert "interrupt again to stop at once" in capsys.readouterr().err
+
+
+def test_resuming_on_changed_data_is_refused(toy, tmp_path):
+    run = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(toy_config(), run, verbose=False, dataset=toy, callbacks=[SignalAt(3)])
+    fewer = Dataset("toy", toy.x_train[:200], toy.y_train[:200], toy.x_test, toy.y_test,
+                    toy.classes)
+    with pytest.raises(GlyphnetError, match="written for 240 training samples but the data "
+                                            "set now has 200"):
+        runs.resume(run, verbose=False, dataset=fewer)

@@ -79,8 +79,10 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
                                   eval_subset(x_test, ds.y_test, t["eval_subset"]))
         callbacks = [*callbacks, evaluator]
     recorders = {"monitor": monitor, **({"steps": evaluator} if evaluator else {})}
-    stopper = checkpoints.Checkpointer(os.path.join(out_dir, "checkpoint.npz"), recorders)
-    loop = None if from_checkpoint is None else from_checkpoint.restore(model, recorders)
+    stopper = checkpoints.Checkpointer(os.path.join(out_dir, "checkpoint.npz"), recorders,
+                                       len(x_train))
+    loop = None if from_checkpoint is None else \
+        from_checkpoint.restore(model, recorders, len(x_train))
     interrupted = None
     val = None
     if ds.x_val is not None and len(ds.x_val):

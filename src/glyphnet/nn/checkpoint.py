@@ -12,6 +12,7 @@ records are JSON text inside the archive, so loading needs no pickle.
 import json
 import os
 import signal
+import sys
 import threading
 import zipfile
 
@@ -35,9 +36,10 @@ def _generators(model):
             if isinstance(getattr(layer, "rng", None), np.random.Generator)]
 
 
-def save(path, model, state, recorders=None):
-    """Write the checkpoint of ``model`` at loop position ``state`` (a LoopState) atomically."""
-    meta = {
+def save(path, model, state, recorders=None, samples=None):
+    """Write the checkpoint of ``model`` at loop position ``state`` (a LoopState) atomically;
+    ``samples``: the number of training samples, checked on resuming."""
+    meta = {"samples": samples,
         "format": FORMAT, "epoch": state.epoch, "batch": state.batch, "step": state.step,
         "sums": list(state.sums), "rng": state.rng, "aug_rng": state.aug_rng,
         "history": vars(state.history), "lr": float(model.optimizer.lr),
@@ -71,10 +73,16 @@ class Checkpoint:
     def _group(self, prefix):
         return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
 
-    def restore(self, model, recorders=None):
+    def restore(self, model, recorders=None, samples=None):
         """Put the saved weights, optimiser and generators into ``model`` (built and compiled
         like the saved one) and the saved records into ``recorders`` (as given to
-        :func:`save`); returns the LoopState to pass to fit."""
+        :func:`save`); returns the LoopState to pass to fit. ``samples``: the number of
+        training samples now, which must be the number the checkpoint was written for."""
+        saved = self.meta.get("samples")
+        if samples is not None and saved is not None and saved != samples:
+            raise GlyphnetError(f"{self.path}: written for {saved} training samples but the data "
+                                f"set now has {samples}; the data changed since the run was "
+                                f"interrupted, so it cannot be continued")
         for i, layer in enumerate(model.layers):
             for group, d in (("param", layer.params), ("state", layer.state)):
                 for k in d:
@@ -150,20 +158,24 @@ class Checkpointer:
     written. Outside the main thread (where Python cannot handle signals) nothing changes.
     """
 
-    def __init__(self, path, recorders=None):
-        self.path, self.recorders = path, recorders
+    def __init__(self, path, recorders=None, samples=None):
+        self.path, self.recorders, self.samples = path, recorders, samples
         self.requested = None
         self._previous = {}
 
     def save(self, model, state):
-        save(self.path, model, state, self.recorders)
+        save(self.path, model, state, self.recorders, self.samples)
 
     def request(self, signum=signal.SIGINT):
         """Ask fit to stop after the current batch, as a signal would."""
         self.requested = signum
 
     def _handler(self, signum, frame):
+        if self.requested is not None:   # asked twice: stop at once
+            raise KeyboardInterrupt
         self.requested = signum
+        print("glyphnet: finishing the current batch, then writing a checkpoint (interrupt "
+              "again to stop at once)", file=sys.stderr, flush=True)
 
     def catch_signals(self):
         """Make SIGINT and SIGTERM set ``requested`` until :meth:`release_signals`."""
