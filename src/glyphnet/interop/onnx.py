@@ -71,9 +71,10 @@ class _Graph:
 def _scaler(g, scaler):
     if scaler is None or scaler.mode == "unit":
         return
-    if scaler.mode == "offset":
-        g.op("Mul", g.const("scaler/slope", 0.99), name="scaler")
-        g.op("Add", g.const("scaler/offset", 0.01), name="scaler")
+    if scaler.mode in ("offset", "symmetric"):
+        slope, offset = (0.99, 0.01) if scaler.mode == "offset" else (2.0, -1.0)
+        g.op("Mul", g.const("scaler/slope", slope), name="scaler")
+        g.op("Add", g.const("scaler/offset", offset), name="scaler")
         return
     g.op("Sub", g.const("scaler/mean", scaler.mean), name="scaler")
     g.op("Div", g.const("scaler/std", scaler.std), name="scaler")
