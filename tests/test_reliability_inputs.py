@@ -390,3 +390,22 @@ def test_training_on_a_folder_names_the_skipped_files(tmp_path):
     warnings = [ln for ln in lines if ln.startswith("warning:")]
     assert warnings[0] == "warning: skipped f/0.png: not a readable image"
     assert len(warnings) == 11 and warnings[-1] == "warning: and 2 more file(s) skipped"
+
+
+def test_a_batch_too_big_for_memory_is_refused_before_training(tmp_path, monkeypatch):
+    from glyphnet import memory, runs
+    from glyphnet.data.datasets import Dataset
+    rng = np.random.default_rng(0)
+    ds = Dataset("toy", rng.random((50, 8, 8, 1), np.float32), np.arange(50) % 2,
+                 rng.random((4, 8, 8, 1), np.float32), np.arange(4) % 2, ["a", "b"])
+    cfg = load_config(None, {"training.batch_size": 0, "model.layers": [
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same"}, {"type": "flatten"},
+        {"type": "dense", "units": 2}, {"type": "softmax"}]})
+    model, *_ = runs.prepare(cfg, ds)
+    need = model.training_bytes(50)
+    assert need >= 4 * 2 * 50 * 8 * 8 * 8   # the conv outputs and their gradients
+    monkeypatch.setattr(memory, "available", lambda: need - 1)
+    with pytest.raises(ConfigError, match="training.batch_size: a step on 50 samples needs"):
+        runs.train(cfg, str(tmp_path / "run"), verbose=False, dataset=ds)
+    monkeypatch.setattr(memory, "available", lambda: need)
+    runs.train(cfg, str(tmp_path / "run2"), verbose=False, dataset=ds)

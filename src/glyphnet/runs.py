@@ -9,9 +9,9 @@ import time
 from .data import augment as augmentation
 from . import config as configuration
 from . import data
-from . import rundir
+from . import memory, rundir
 from .nn import checkpoint as checkpoints
-from .errors import GlyphnetError, TrainingDiverged
+from .errors import ConfigError, GlyphnetError, TrainingDiverged
 from .fileio import write_atomic
 from .inspection.monitor import Monitor
 from .inspection.steps import StepEvaluator, eval_subset
@@ -49,6 +49,13 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
     """
     rundir.check_writable(out_dir)
     model, ds, x_train, x_test = prepare(cfg, dataset, data_dir)
+    t = cfg["training"]
+    need, free = model.training_bytes(t["batch_size"] or len(x_train)), memory.available()
+    if need > free:
+        raise ConfigError([f"training.batch_size: a step on {t['batch_size'] or len(x_train)} "
+                           f"samples needs about {need / 2**30:.3g} GiB (an estimate), more than "
+                           f"the {free / 2**30:.3g} GiB of memory available; use a smaller "
+                           f"batch size"])
     if verbose:
         log(f"data {ds.name}: {len(x_train)} train / {len(x_test)} test images of shape "
             f"{tuple(ds.input_shape)}, {ds.num_classes} classes")
@@ -57,7 +64,6 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
             log(f"warning: skipped {line}")
         if len(ds.skipped or []) > MAX_SKIPPED_SHOWN:
             log(f"warning: and {len(ds.skipped) - MAX_SKIPPED_SHOWN} more file(s) skipped")
-    t = cfg["training"]
     tensorboard = None
     if t["tensorboard"]:
         from .interop.tensorboard import TensorBoard

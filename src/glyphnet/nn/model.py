@@ -1,5 +1,6 @@
 """Sequential: a stack of layers with fit/evaluate/predict and save/load (npz, no pickle)."""
 import json
+import math
 import os
 import zipfile
 
@@ -99,6 +100,14 @@ class Sequential:
 
     def count_params(self):
         return int(sum(p.size for _, _, p, _ in self.parameters()))
+
+    def training_bytes(self, batch_size):
+        """An estimate (a lower bound) of the memory a training step on ``batch_size``
+        samples needs: every parameter 4 times (value, gradient, two optimiser moments) and
+        every layer's output twice (kept for backward, and its gradient)."""
+        outputs = sum(math.prod(layer.output_shape) for layer in self.layers)
+        outputs += math.prod(self.input_shape)
+        return self.dtype.itemsize * (4 * self.count_params() + 2 * batch_size * outputs)
 
     def astype(self, dtype):
         """Convert every parameter and state array (float64 for gradient checks)."""
