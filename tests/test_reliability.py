@@ -377,3 +377,20 @@ def test_resuming_on_changed_data_is_refused(toy, tmp_path):
     with pytest.raises(GlyphnetError, match="written for 240 training samples but the data "
                                             "set now has 200"):
         runs.resume(run, verbose=False, dataset=fewer)
+
+
+def test_max_steps_is_kept_across_a_resume(toy, tmp_path):
+    alone, run = str(tmp_path / "alone"), str(tmp_path / "run")
+    runs.train(toy_config(max_steps=13), alone, verbose=False, dataset=toy)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(toy_config(max_steps=13), run, verbose=False, dataset=toy,
+                   callbacks=[SignalAt(10)])
+    runs.resume(run, verbose=False, dataset=toy)
+    assert same_weights(run, alone)
+    assert len(open(os.path.join(run, "batch_losses.csv")).readlines()) == 13
+    with pytest.raises(GlyphnetError, match="already finished its 13 steps"):
+        runs.resume(run, verbose=False, dataset=toy)
+    last = str(tmp_path / "last")   # interrupted at the very last step: it just finishes
+    metrics = runs.train(toy_config(max_steps=13), last, verbose=False, dataset=toy,
+                         callbacks=[SignalAt(13)])
+    assert "interrupted" not in metrics and same_weights(last, alone)

@@ -151,9 +151,13 @@ def resume(run_dir, verbose=True, log=print, callbacks=(), dataset=None, data_di
     metrics dict like ``train``."""
     ckpt = checkpoints.load(os.path.join(run_dir, "checkpoint.npz"))
     cfg = configuration.load_config(os.path.join(run_dir, "config.toml"))
-    if ckpt.meta["epoch"] > cfg["training"]["epochs"] and _finished(run_dir):
-        raise GlyphnetError(f"{run_dir}: the run already finished its "
-                            f"{cfg['training']['epochs']} epochs; nothing to resume")
+    t = cfg["training"]
+    done = ckpt.meta["epoch"] > t["epochs"] or bool(t["max_steps"]) and \
+        ckpt.meta["step"] >= t["max_steps"]
+    if done and _finished(run_dir):
+        raise GlyphnetError(f"{run_dir}: the run already finished"
+                            + (f" its {t['max_steps']} steps" if t["max_steps"] else
+                               f" its {t['epochs']} epochs") + "; nothing to resume")
     return train(cfg, run_dir, verbose, log, callbacks, dataset, data_dir, from_checkpoint=ckpt)
 
 

@@ -229,7 +229,7 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
                 cb.on_batch_end(model, step, loss)
             if bar:
                 bar.update(b, loss_sum / seen)
-            if checkpoint is not None and checkpoint.requested:
+            if checkpoint is not None and checkpoint.requested and step != max_steps:
                 raise TrainingInterrupted(
                     LoopState(epoch, b, index_batches, step, (loss_sum, correct, seen),
                               rng.bit_generator.state, aug_rng.bit_generator.state, history),
