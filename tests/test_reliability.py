@@ -394,3 +394,16 @@ def test_max_steps_is_kept_across_a_resume(toy, tmp_path):
     metrics = runs.train(toy_config(max_steps=13), last, verbose=False, dataset=toy,
                          callbacks=[SignalAt(13)])
     assert "interrupted" not in metrics and same_weights(last, alone)
+
+
+@pytest.mark.parametrize("options", [{"batch_order": "balanced", "batch_size": 30},
+                                     {"freeze": [0], "shrink": 1e-3},
+                                     {"batch_size": 0, "epochs": 4}])
+def test_resume_with_other_training_options(toy, tmp_path, options):
+    alone, run = str(tmp_path / "alone"), str(tmp_path / "run")
+    runs.train(toy_config(**options), alone, verbose=False, dataset=toy)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(toy_config(**options), run, verbose=False, dataset=toy,
+                   callbacks=[SignalAt(2)])
+    runs.resume(run, verbose=False, dataset=toy)
+    assert same_weights(run, alone)
