@@ -39,8 +39,9 @@ def _generators(model):
 def save(path, model, state, recorders=None, samples=None):
     """Write the checkpoint of ``model`` at loop position ``state`` (a LoopState) atomically;
     ``samples``: the number of training samples, checked on resuming."""
-    meta = {"samples": samples,
-        "format": FORMAT, "epoch": state.epoch, "batch": state.batch, "step": state.step,
+    meta = {
+        "format": FORMAT, "samples": samples, "epoch": state.epoch, "batch": state.batch,
+        "step": state.step,
         "sums": list(state.sums), "rng": state.rng, "aug_rng": state.aug_rng,
         "history": vars(state.history), "lr": float(model.optimizer.lr),
         "dropout": {str(i): g.bit_generator.state for i, g in _generators(model)},
