@@ -407,3 +407,19 @@ def test_resume_with_other_training_options(toy, tmp_path, options):
                    callbacks=[SignalAt(2)])
     runs.resume(run, verbose=False, dataset=toy)
     assert same_weights(run, alone)
+
+
+def test_a_program_with_its_own_handler_is_never_stopped_mid_batch(toy, tmp_path):
+    class Twice(Callback):
+        def on_batch_end(self, model, step, loss):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+    own = signal.signal(signal.SIGINT, lambda *a: None)   # as the web lab's child does
+    try:
+        with pytest.raises(checkpoint.TrainingInterrupted):
+            runs.train(toy_config(), str(tmp_path / "run"), verbose=False, dataset=toy,
+                       callbacks=[Twice()])
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, own)

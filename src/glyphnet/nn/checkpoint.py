@@ -172,7 +172,10 @@ class Checkpointer:
         self.requested = signum
 
     def _handler(self, signum, frame):
-        if self.requested is not None:   # asked twice: stop at once
+        # Asked twice: stop at once, unless the program had its own handler (it may not be
+        # safe to stop it just anywhere, e.g. inside a queue operation).
+        if self.requested is not None and \
+                self._previous.get(signum) in (signal.default_int_handler, signal.SIG_DFL):
             raise KeyboardInterrupt
         self.requested = signum
         print("glyphnet: finishing the current batch, then writing a checkpoint (interrupt "
