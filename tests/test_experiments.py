@@ -1,18 +1,22 @@
 import json
 import math
 import os
+import signal
 import statistics
 import sys
 
 import pytest
 
-from glyphnet import runs
+import numpy as np
+
+from glyphnet import Sequential, runs
 from glyphnet.cli import main
-from glyphnet.config import set_path
+from glyphnet.config import load_config, set_path
 from glyphnet.errors import ConfigError
 from glyphnet.experiments import load_experiment, mean_std, run_experiment
 from glyphnet.experiments.sweep import Progress
-from glyphnet.experiments.rundirs import Job
+from glyphnet.experiments.rundirs import Job, remove
+from glyphnet.nn.training import Callback
 from glyphnet.experiments.tables import best_epoch
 
 BASE = """
@@ -32,6 +36,17 @@ batch_size = 32
 
 def quiet(*args):
     pass
+
+
+class SignalAt(Callback):
+    """Ctrl+C (a real SIGINT to this process) after update ``step``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch_end(self, model, step, loss):
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.fixture
@@ -216,33 +231,28 @@ def test_rerun_keeps_finished_runs_and_redoes_the_others(tmp_path, monkeypatch):
                              "local backend")
     assert os.stat(out / "lr=0.01" / "model.npz").st_mtime_ns == kept
 
-    # Interrupted: a checkpoint and no metrics.json. Resumed with runs.resume when it exists...
-    metrics = (out / "lr=0.002" / "metrics.json").read_text()
-
-    def interrupt():
-        (out / "lr=0.002" / "metrics.json").unlink()
-        (out / "lr=0.002" / "checkpoint.npz").write_bytes(b"")
-
-    def fake_resume(run_dir):
-        resumed.append(run_dir)
-        (out / "lr=0.002" / "metrics.json").write_text(metrics)
-
-    interrupt()
-    resumed, lines = [], []
-    monkeypatch.setattr(runs, "resume", fake_resume, raising=False)
-    run_experiment(path, out, log=lines.append)
-    assert resumed == [str(out / "lr=0.002")]
+    # Interrupted by Ctrl+C in the middle of its epoch: resumed from its checkpoint, and it
+    # ends with the weights of the run that was never interrupted.
+    run_dir = out / "lr=0.002"
+    finished = Sequential.load(run_dir / "model.npz")
+    cfg = load_config(run_dir / "config.toml")
+    remove(str(run_dir))
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(cfg, str(run_dir), verbose=False, callbacks=[SignalAt(3)])
+    assert json.loads((run_dir / "metrics.json").read_text())["interrupted"] is True
+    lines = []
+    results = run_experiment(path, out, log=lines.append)
     assert lines[0].endswith("1 to train on the local backend (1 resumed)")
-    # ... else retrained from scratch in a clean directory.
-    monkeypatch.delattr(runs, "resume")
-    interrupt()
+    resumed = Sequential.load(run_dir / "model.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(
+        [p for _, _, p, _ in finished.parameters()], [p for _, _, p, _ in resumed.parameters()]))
+    assert [r["status"] for r in results["runs"]] == ["done", "done"]
     # A run directory whose config differs from the plan's is retrained as well.
     config = out / "lr=0.01" / "config.toml"
     config.write_text(config.read_text().replace("epochs = 1", "epochs = 3"))
     lines = []
     results = run_experiment(path, out, log=lines.append)
-    assert lines[0].endswith("0 kept from an earlier execution, 2 to train on the local backend")
-    assert not (out / "lr=0.002" / "checkpoint.npz").exists()
+    assert lines[0].endswith("1 kept from an earlier execution, 1 to train on the local backend")
     assert [r["status"] for r in results["runs"]] == ["done", "done"]
     assert (out / "lr=0.001").exists()          # no longer planned, left alone
 

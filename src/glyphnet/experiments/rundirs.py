@@ -46,10 +46,10 @@ def execute(job, run_dir, threads, progress=None):
     from threadpoolctl import threadpool_limits
     try:
         with threadpool_limits(threads):
+            callbacks = [_EpochReporter(progress)] if progress else []
             if job.resume:
-                runs.resume(run_dir)
+                runs.resume(run_dir, verbose=False, callbacks=callbacks)
             else:
-                callbacks = [_EpochReporter(progress)] if progress else []
                 runs.train(job.cfg, run_dir, verbose=False, callbacks=callbacks)
     except TrainingDiverged as exc:
         return {"status": "diverged", "error": str(exc)}
@@ -88,11 +88,6 @@ def state(run_dir, cfg):
         if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
             return "resumable"
     return "stale"
-
-
-def can_resume():
-    """Whether runs.py can continue a run from its checkpoint (else interrupted runs retrain)."""
-    return hasattr(runs, "resume")
 
 
 def read_files(run_dir):

@@ -7,7 +7,7 @@ import os
 import time
 
 from ..fileio import write_atomic
-from .rundirs import Job, can_resume, read_files, read_metrics, remove, state
+from .rundirs import Job, read_files, read_metrics, remove, state
 from .tables import csv_text, markdown, run_row, summarize
 from .backends import LocalBackend
 from .plan import load_experiment
@@ -99,8 +99,8 @@ def run_experiment(path, out_dir, jobs=None, extra=None, log=print, backend=None
     """Train every run of the experiment at ``path`` into out_dir/<run>/ on ``backend``
     (default: local processes, ``jobs`` at a time, else the file's jobs) and write
     out_dir/results.json, results.csv and results.md. Runs that an earlier execution into
-    out_dir finished with the same resolved config are kept; interrupted ones are resumed when
-    runs.resume exists, else retrained. Returns the results (as in results.json)."""
+    out_dir finished with the same resolved config are kept; interrupted ones are resumed from
+    their checkpoints. Returns the results (as in results.json)."""
     spec, plan = load_experiment(path, extra)
     backend = backend or LocalBackend(jobs or spec.get("jobs", 1))
     out_dir = os.fspath(out_dir)
@@ -117,7 +117,7 @@ def run_experiment(path, out_dir, jobs=None, extra=None, log=print, backend=None
                                   "error": metrics.get("diverged"), "node": old.get("node"),
                                   "hostname": old.get("hostname")}
             continue
-        resume = st == "resumable" and can_resume()
+        resume = st == "resumable"
         if st != "new" and not resume:
             remove(run_dir)
         files = read_files(run_dir) if resume and backend.name != "local" else {}
