@@ -172,3 +172,11 @@ def test_split_max_pool_sends_tied_windows_gradient_to_the_first_position(mnist,
     assert (windows.sum(axis=-1) == 1).all()         # one position per window
     tied = (x.reshape(10, 14, 2, 14, 2) == 0).all(axis=(2, 4))
     assert tied.mean() > 0.5 and (windows[tied][:, 0] == 1).all()
+
+
+def test_cores_busy_compares_the_load_average_with_the_cores(monkeypatch):
+    monkeypatch.setattr(backend, "CORES", 2)
+    for load, busy in ((1.9, False), (2.4, False), (2.6, True), (9.0, True)):
+        monkeypatch.setattr(backend.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        monkeypatch.setattr(backend, "_load", [-1.0, None])      # forget the last reading
+        assert backend.cores_busy() is busy

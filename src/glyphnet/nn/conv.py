@@ -212,15 +212,14 @@ class Conv2D(ConvLayer):
         dxp = np.zeros((n, h + top + bottom, w + left + right, c), dy.dtype)
         if c >= 8:
             # One product for all of dL/dcols (few large BLAS calls stay fast when the cores
-            # are shared), then one strided add per kernel offset.
+            # are shared), then col2im adds it back one kernel row at a time.
             dcols = self.buffers.get("dcols", (n * oh * ow, W[..., 0].size), dy.dtype)
             np.matmul(dy2, W.reshape(-1, f).T, out=dcols)
             col2im(dcols.reshape(n, oh, ow, self.kh, self.kw, c), dxp, self.stride)
         else:
             # Few channels: dL/dcols transposed, so each (offset, channel) is one contiguous row.
             dcols_t = W.reshape(-1, f) @ dy2.T
-            col2im_transposed(dcols_t.reshape(self.kh, self.kw, c, n, oh, ow), dxp,
-                                      self.stride)
+            col2im_transposed(dcols_t.reshape(self.kh, self.kw, c, n, oh, ow), dxp, self.stride)
         return _unpad(dxp, self.pads)
 
 
@@ -427,7 +426,7 @@ class MaxPool2D(Pool2D):
 
     # 2x2 windows, stride 2: a view (N, OH, 2, OW, 2, C) of the image, the maximum taken over
     # the two columns of each row and then over the two rows; ties keep the first. Both
-    # passes run on the two halves of the batch at once (on_halves).
+    # passes run on the two halves of the batch at once (backend.on_halves).
     def _forward_2x2(self, x):
         n = len(x)
         oh, ow, c = self.output_shape
