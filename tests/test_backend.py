@@ -178,5 +178,5 @@ def test_cores_busy_compares_the_load_average_with_the_cores(monkeypatch):
     monkeypatch.setattr(backend, "CORES", 2)
     for load, busy in ((1.9, False), (2.4, False), (2.6, True), (9.0, True)):
         monkeypatch.setattr(backend.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
-        monkeypatch.setattr(backend, "_load", [-1.0, None])      # forget the last reading
+        monkeypatch.setattr(backend, "_load", [-1.0, False])     # forget the last reading
         assert backend.cores_busy() is busy

@@ -26,7 +26,7 @@ _blas = None                 # the BLAS libraries' thread controls
 
 
 # ------------------------------------------------------------------------------ threads
-_load = [-1.0, 0.0]         # [time read, whether the cores were busy then]
+_load = [-1.0, False]       # [time read, whether the cores were busy then]
 
 
 def cores_busy():
@@ -39,7 +39,10 @@ def cores_busy():
     """
     now = time.monotonic()
     if now - _load[0] > 1.0:
-        _load[:] = now, os.getloadavg()[0] > CORES + 0.5
+        try:
+            _load[:] = now, os.getloadavg()[0] > CORES + 0.5
+        except (AttributeError, OSError):       # no load average (Windows): assume idle
+            _load[:] = now, False
     return _load[1]
 
 
