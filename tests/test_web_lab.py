@@ -272,6 +272,15 @@ def test_a_server_without_models_waits_for_a_training(tmp_path):
     assert not (tmp_path / "runs").exists()   # nothing is written before a training starts
 
 
+def test_a_damaged_run_in_the_runs_folder_is_skipped_with_a_warning(cnn, tmp_path, capsys):
+    (tmp_path / "runs" / "broken").mkdir(parents=True)
+    (tmp_path / "runs" / "broken" / "model.npz").write_bytes(b"not a model")
+    c = create_app({"cnn": cnn}, runs_dir=tmp_path / "runs").test_client()
+    assert [m["name"] for m in c.get("/api/models").get_json()["models"]] == ["cnn"]
+    err = capsys.readouterr().err
+    assert "warning: not serving" in err and "broken" in err and "not a glyphnet model" in err
+
+
 def wait_done(client, sid, timeout=120):
     events, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import sys
 import threading
 import time
 import uuid
@@ -334,7 +335,7 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
                 served[unique] = ServedModel(unique, model, path, run_reject_class(path))
             return unique
         except GlyphnetError as exc:
-            app.logger.warning("not serving %s: %s", path, exc)
+            print(f"glyphnet serve: warning: not serving {path}: {exc}", file=sys.stderr)
             return None
 
     lab = None if runs_dir is None else Lab(runs_dir, configs_dir, add_run)
