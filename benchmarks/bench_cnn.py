@@ -170,7 +170,7 @@ def main():
           f"oneDNN {torch.backends.mkldnn.is_available()}")
     print(f"  load average before timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"  glyphnet: {'one thread (cores busy)' if backend.cores_busy() else 'two threads'} "
-          f"for BLAS and element-wise work (backend.cores_busy: load above cores + 0.5)")
+          f"for element-wise work (backend.cores_busy: load above cores + 0.5)")
     if backend.blas_kernel_note():
         print("  WARNING: " + backend.blas_kernel_note())
     mode = f"--quick: {len(x)} images per timing, scaled to an epoch" if args.quick \

@@ -148,7 +148,7 @@ def compare(args):
     print(f"load average before timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
           f"(1, 5, 15 minutes; {os.cpu_count()} cores)")
     print(f"glyphnet: {'one thread (cores busy)' if backend.cores_busy() else 'two threads'} "
-          f"for BLAS and element-wise work (backend.cores_busy: load above cores + 0.5)")
+          f"for element-wise work (backend.cores_busy: load above cores + 0.5)")
     if backend.blas_kernel_note():
         print("WARNING: " + backend.blas_kernel_note())
     results = {}

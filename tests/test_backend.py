@@ -100,16 +100,14 @@ def _blas_threads():
     return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
 
-def test_blas_threads_for_small_batches_and_busy_cores(monkeypatch):
-    monkeypatch.setattr(backend, "cores_busy", lambda: False)
+def test_blas_threads_depend_on_the_batch_size_not_the_load(monkeypatch):
     before = _blas_threads()
-    with backend.blas_threads_for(8):
-        assert set(_blas_threads()) == {1}
-    with backend.blas_threads_for(128):
-        assert _blas_threads() == before
-    monkeypatch.setattr(backend, "cores_busy", lambda: True)
-    with backend.blas_threads_for(128):
-        assert set(_blas_threads()) == {1}
+    for busy in (False, True):
+        monkeypatch.setattr(backend, "cores_busy", lambda: busy)
+        with backend.blas_threads_for(8):
+            assert set(_blas_threads()) == {1}
+        with backend.blas_threads_for(128):
+            assert _blas_threads() == before
     assert _blas_threads() == before
 
 
@@ -180,3 +178,18 @@ def test_cores_busy_compares_the_load_average_with_the_cores(monkeypatch):
         monkeypatch.setattr(backend.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
         monkeypatch.setattr(backend, "_load", [-1.0, False])     # forget the last reading
         assert backend.cores_busy() is busy
+
+
+def test_the_same_seed_gives_the_same_weights_on_a_busy_or_an_idle_machine(monkeypatch):
+    from glyphnet import Dense, ReLU, Sequential, Softmax
+    from glyphnet.data import load_mnist
+    ds = load_mnist()
+    x, y = ds.x_train[:2048], ds.y_train[:2048]
+    weights = []
+    for busy in (False, True):
+        monkeypatch.setattr(backend, "cores_busy", lambda: busy)
+        model = Sequential([Dense(256), ReLU(), Dense(256), ReLU(), Dense(10), Softmax()],
+                           input_shape=(28, 28, 1))
+        model.fit(x, y, epochs=1, batch_size=128, seed=0)
+        weights.append([p.copy() for _, _, p, _ in model.parameters()])
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))

@@ -48,10 +48,12 @@ def cores_busy():
 
 def blas_threads_for(batch_size):
     """A context for products on batches of ``batch_size``: one BLAS thread for small batches,
-    whose matrix-vector products one thread runs faster than two that wait for each other,
-    and for every batch while other processes keep the cores busy (cores_busy)."""
+    whose matrix-vector products one thread runs faster than two that wait for each other.
+    It depends on the batch size alone, never on the machine's load: OpenBLAS sums in another
+    order on one thread than on two, so a load-dependent choice would make the same config and
+    seed give different weights from run to run."""
     global _blas
-    if not ((batch_size and batch_size < 16) or cores_busy()):
+    if not (batch_size and batch_size < 16):
         return contextlib.nullcontext()
     if _blas is None:       # found once: a fresh threadpool_limits looks for them (~1 ms)
         _blas = ThreadpoolController().select(user_api="blas")
