@@ -165,3 +165,12 @@ def test_tsne_keeps_neighbours_and_places_new_points_on_the_nearest(model, digit
     # Most images' nearest neighbour on the map has the same label (far above chance, 10%).
     d = ((t.coords[:, None] - t.coords[None]) ** 2).sum(-1) + np.diag(np.full(300, np.inf))
     assert np.mean(y[d.argmin(axis=1)] == y) > 0.6
+
+
+def test_tsne_without_scikit_learn_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from glyphnet.errors import GlyphnetError
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+    with pytest.raises(GlyphnetError, match=r'pip install "glyphnet\[sklearn\]"'):
+        embedding.tsne(np.zeros((10, 3)))

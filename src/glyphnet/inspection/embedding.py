@@ -2,6 +2,8 @@
 PCA (NumPy's SVD) or t-SNE (scikit-learn), so that images the network treats alike lie close."""
 import numpy as np
 
+from ..errors import GlyphnetError
+
 METHODS = ("pca", "tsne")
 
 
@@ -36,7 +38,11 @@ def pca(a, components=2):
 def tsne(a, seed=0, perplexity=30.0):
     """A t-SNE layout (n, 2) of the rows of ``a``; above 50 dimensions they are first reduced
     to 50 principal components, the usual practice, which also makes it faster."""
-    from sklearn.manifold import TSNE
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError:
+        raise GlyphnetError('the t-SNE map needs scikit-learn: pip install "glyphnet[sklearn]" '
+                            '(from a checkout: pip install ".[sklearn]")') from None
     a = np.asarray(a, np.float64)
     if a.shape[1] > 50:
         a = pca(a, 50)[0]

@@ -409,6 +409,11 @@ def create_app(models, data_dir=None, threshold=0.5, allowed_hosts=None, runs_di
     def request_error(exc):
         return jsonify(error=exc.message), exc.status
 
+    @app.errorhandler(GlyphnetError)
+    def glyphnet_error(exc):
+        """A problem glyphnet explains in one line (a missing optional package, a bad file)."""
+        return jsonify(error=str(exc)), 400
+
     @app.errorhandler(HTTPException)
     def http_error(exc):
         message = {413: f"request body too large: at most {MAX_BODY_BYTES} bytes"}.get(
