@@ -3,7 +3,6 @@ is one clear error naming it, never a traceback or a silently wrong result."""
 import gzip
 import io
 import json
-import os
 import struct
 
 import numpy as np

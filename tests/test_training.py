@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from glyphnet import SGD, Adam, Dense, ReLU, Sequential, Softmax, TrainingDiverged
-from glyphnet.nn.training import Callback, History, batches, fit
+from glyphnet.nn.schedule import batches
+from glyphnet.nn.training import Callback, History, fit
 
 
 def small_model(seed=0, optimizer=None):

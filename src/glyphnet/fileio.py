@@ -1,9 +1,11 @@
-"""Writing files so that a crash or an error never leaves half a file behind."""
+"""Writing files so that a crash or an error never leaves half a file behind, and reading
+the npz archives glyphnet writes."""
 import contextlib
 import errno
 import glob
 import os
 import tempfile
+import zipfile
 
 from .errors import GlyphnetError
 
@@ -63,3 +65,19 @@ def write_atomic(path, content):
     """Write text or bytes to ``path`` atomically."""
     with atomic_open(path, "wb" if isinstance(content, bytes) else "w") as f:
         f.write(content)
+
+
+# What reading a damaged, truncated or foreign .npz archive can raise.
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def read_npz(path):
+    """Every array of the .npz archive at ``path`` as a dict, without pickle. Raises
+    FileNotFoundError when there is no file, else one of NPZ_ERRORS for a damaged one."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not an .npz archive")
+    import numpy as np
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}

@@ -8,12 +8,11 @@ larger ones). At the end of each epoch: the first convolutional layer's filters.
 finite-difference and analytic gradients) against the cost of a few fixed training images.
 """
 
-import zipfile
 
 import numpy as np
 
 from ..errors import GlyphnetError
-from ..fileio import atomic_open
+from ..fileio import NPZ_ERRORS, atomic_open, read_npz
 from ..nn.gradcheck import check_model
 from ..nn.training import Callback
 from .roles import conv_weight, first_conv
@@ -209,11 +208,8 @@ def load_dynamics(path):
     """dynamics.npz as a dict: plain arrays, plus 'initial' {name: array} and 'filters'
     {epoch: array}."""
     try:
-        if not zipfile.is_zipfile(path):
-            raise ValueError("not an .npz archive")
-        with np.load(path, allow_pickle=False) as f:
-            d = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        d = read_npz(path)
+    except NPZ_ERRORS as exc:
         raise GlyphnetError(f"{path}: cannot read the training dynamics ({exc})") from None
     missing = [k for k in DYNAMICS_KEYS if k not in d]
     if missing:

@@ -10,16 +10,14 @@ and ``load_state(meta, arrays)``, such as the Monitor). Generator states and the
 records are JSON text inside the archive, so loading needs no pickle.
 """
 import json
-import os
 import signal
 import sys
 import threading
-import zipfile
 
 import numpy as np
 
 from ..errors import GlyphnetError
-from ..fileio import atomic_open
+from ..fileio import NPZ_ERRORS, atomic_open, read_npz
 from .training import History, LoopState, TrainingInterrupted
 
 FORMAT = 1
@@ -126,12 +124,7 @@ class Checkpoint:
 def load(path):
     """Read a checkpoint written by :func:`save`; a damaged file is a GlyphnetError."""
     try:
-        if not os.path.exists(path):
-            raise FileNotFoundError(path)
-        if not zipfile.is_zipfile(path):
-            raise ValueError("not an .npz archive")
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"checkpoint format {meta.get('format')!r} is not supported"
@@ -145,7 +138,7 @@ def load(path):
             raise ValueError("the record is mid-epoch but the epoch's order is missing")
     except FileNotFoundError:
         raise GlyphnetError(f"{path}: no checkpoint (the run cannot be resumed)") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except NPZ_ERRORS as exc:
         raise GlyphnetError(f"{path}: damaged checkpoint ({exc})") from None
     return Checkpoint(path, meta, arrays)
 

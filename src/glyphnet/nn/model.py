@@ -1,14 +1,12 @@
 """Sequential: a stack of layers with fit/evaluate/predict and save/load (npz, no pickle)."""
 import json
 import math
-import os
-import zipfile
 
 import numpy as np
 
 from .. import memory
 from ..errors import ConfigError, GlyphnetError
-from ..fileio import atomic_open
+from ..fileio import NPZ_ERRORS, atomic_open, read_npz
 from .backend import blas_threads_for
 from .layers import Layer, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
@@ -278,18 +276,13 @@ class Sequential:
         names against the outputs; a bad file is one GlyphnetError/ConfigError naming it."""
         from .scaling import Scaler
         try:
-            if not os.path.exists(path):
-                raise FileNotFoundError(path)
-            if not zipfile.is_zipfile(path):
-                raise ValueError("not an .npz archive")
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
+            arrays = read_npz(path)
             if "architecture" not in arrays:
                 raise ValueError("an .npz archive without glyphnet's architecture record")
             config = json.loads(str(arrays.pop("architecture")))
         except FileNotFoundError:
             raise GlyphnetError(f"{path}: no such model file") from None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except NPZ_ERRORS as exc:
             raise GlyphnetError(f"{path}: not a glyphnet model file ({exc})") from None
         if not isinstance(config, dict):
             raise GlyphnetError(f"{path}: the architecture record is not a table")

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import TrainingDiverged
 from .backend import blas_threads_for
-from .schedule import BATCH_ORDERS, batches, epoch_batches
+from .schedule import BATCH_ORDERS, epoch_batches
 
 
 class History:
