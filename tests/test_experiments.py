@@ -319,3 +319,37 @@ def test_set_option_overrides_every_run(experiment, capsys):
     assert out.count("7 epochs") == 4
     assert main(["experiment", str(experiment), "--dry-run", "--set", "epochs"]) == 1
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_killed_driver_stops_its_workers_and_the_rerun_resumes(tmp_path):
+    import subprocess
+    import time
+    path = write_experiment(tmp_path, """
+jobs = 2
+[set]
+"training.epochs" = 30
+"data.train_limit" = 4000
+[grid]
+"optimizer.lr" = [0.01, 0.001]
+""")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "glyphnet.cli", "experiment", str(path), "--out", str(out)]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    deadline = time.monotonic() + 120
+    while not all((out / r / "checkpoint.npz").exists() for r in ("lr=0.01", "lr=0.001")):
+        assert time.monotonic() < deadline and driver.poll() is None, driver.stderr.read()
+        time.sleep(0.2)
+    driver.terminate()                              # SIGTERM to the driver alone, as kill does
+    assert driver.wait(60) == 143
+    assert "terminated; run the same command again" in driver.stderr.read()
+    for run in ("lr=0.01", "lr=0.001"):           # each worker checkpointed its run and stopped
+        assert json.loads((out / run / "metrics.json").read_text())["interrupted"] is True
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    time.sleep(2)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    lines = []
+    results = run_experiment(path, out, log=lines.append)
+    assert lines[0].endswith("2 to train on the local backend (2 resumed)")
+    assert [r["status"] for r in results["runs"]] == ["done", "done"]

@@ -1,5 +1,6 @@
 """glyphnet experiment: a declarative sweep of configs, trained in parallel and tabulated."""
 import os
+import signal
 import sys
 
 from .args import positive_int
@@ -29,6 +30,7 @@ def run(args):
     from ..errors import GlyphnetError
     from ..experiments import (RayBackend, load_experiment, markdown, parse_assignment,
                                run_experiment)
+    from ..experiments.backends import Terminated
     out = args.out or os.path.join(
         "runs", os.path.splitext(os.path.basename(args.experiment))[0])
     extra = dict(parse_assignment(a) for a in args.set)
@@ -43,7 +45,17 @@ def run(args):
                   + (f", reported {reported}" if reported else ""))
         return 0
     backend = RayBackend(args.address, args.cpus_per_run) if args.backend == "ray" else None
-    results = run_experiment(args.experiment, out, args.jobs, extra, backend=backend)
+
+    def terminated(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        results = run_experiment(args.experiment, out, args.jobs, extra, backend=backend)
+    except Terminated:
+        print("glyphnet: terminated; run the same command again to continue", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.stdout.write("\n" + markdown(results["summary"]))
     print(f"\nwrote {out}/results.json, results.csv, results.md, report.html (the runs overlaid "
           f"per swept key) and one run directory per run")

@@ -2,12 +2,15 @@
 cluster. A backend's ``run(jobs, on_epoch, on_done)`` trains every job, calls
 ``on_epoch(name, epochs_completed)`` as runs progress and ``on_done(job, outcome)`` once per
 job, with the run directory already in place. Outcomes are {"status": "done" | "diverged" |
-"failed", "error", "node", "hostname"}. On Ctrl+C a backend stops the runs still going and
-re-raises KeyboardInterrupt; what finished is already written."""
+"failed", "error", "node", "hostname"}. On Ctrl+C (or Terminated, a kill turned into an
+interrupt) a backend stops the runs still going and re-raises; what finished is already
+written."""
 import concurrent.futures as futures
+import contextlib
 import multiprocessing
 import os
 import queue as queues
+import signal
 import socket
 import tempfile
 
@@ -23,6 +26,12 @@ def _failed(error):
 
 def _internal(exc):
     return _failed(f"internal error, please report it: {type(exc).__name__}: {exc}")
+
+
+class Terminated(KeyboardInterrupt):
+    """The driver was asked to stop by SIGTERM (``kill``), which, unlike Ctrl+C in a terminal,
+    reaches only the driver: the local backend passes it on to its workers, which checkpoint
+    their runs and stop."""
 
 
 class LocalBackend:
@@ -63,8 +72,12 @@ class LocalBackend:
                     except Exception as exc:   # noqa: BLE001
                         outcome = _internal(exc)
                     on_done(job, {**outcome, **host})
-        except KeyboardInterrupt:
-            # The workers got the same SIGINT from the terminal; wait for them to stop.
+        except KeyboardInterrupt as exc:
+            # Ctrl+C in a terminal reached the workers too; a kill reached only this process.
+            if isinstance(exc, Terminated):
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, signal.SIGTERM)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
