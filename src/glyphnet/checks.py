@@ -9,6 +9,15 @@ def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def is_number(value):
+    """A finite real number (booleans excluded): for validators that collect problems."""
+    return _is_number(value) and math.isfinite(value)
+
+
+def is_positive_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
 def number(name, value, low=None, high=None, low_open=False, high_open=False):
     """A finite real number within the bounds (closed unless ``low_open``/``high_open``)."""
     ok = _is_number(value) and math.isfinite(value)

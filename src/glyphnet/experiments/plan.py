@@ -25,6 +25,7 @@ import os
 import re
 import tomllib
 
+from ..checks import is_number, is_positive_int
 from ..config import read_toml, resolve, set_path
 from ..errors import ConfigError, GlyphnetError
 
@@ -53,27 +54,18 @@ def _label(value):
     return str(value)
 
 
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v \
-        and abs(v) != float("inf")
-
-
-def _positive_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
 def _reported(value, where, problems):
     """`reported` as {metric: number} plus the epochs it names (or None)."""
     if value is None:
         return {}, None
-    if _is_number(value):
+    if is_number(value):
         return {"test_accuracy": float(value)}, None
     if not isinstance(value, dict):
         problems.append(f"{where}: expected a number (test accuracy) or a table of metrics, "
                         f"got {value!r}")
         return {}, None
     table, epochs = {}, value.get("epochs")
-    if epochs is not None and not _positive_int(epochs):
+    if epochs is not None and not is_positive_int(epochs):
         problems.append(f"{where}.epochs: expected a positive integer, got {epochs!r}")
         epochs = None
     for key, v in value.items():
@@ -82,7 +74,7 @@ def _reported(value, where, problems):
         if key not in METRICS:
             problems.append(f"{where}.{key}: unknown metric (expected epochs or one of "
                             f"{', '.join(METRICS)})")
-        elif not _is_number(v):
+        elif not is_number(v):
             problems.append(f"{where}.{key}: expected a finite number, got {v!r}")
         else:
             table[key] = float(v)
@@ -117,7 +109,7 @@ def load_experiment(path, extra=None):
         except GlyphnetError as exc:
             problems.append(f"base: {exc}")
     jobs = spec.get("jobs", 1)
-    if not _positive_int(jobs):
+    if not is_positive_int(jobs):
         problems.append(f"jobs: expected a positive integer, got {jobs!r}")
     seeds = spec.get("seeds")
     if seeds is not None and not (isinstance(seeds, list) and seeds and all(
@@ -129,7 +121,7 @@ def load_experiment(path, extra=None):
     if seeds is not None and "seed" in (extra or {}):
         problems.append("seed: cannot be set when the experiment lists seeds")
     default_epochs = spec.get("reported_epochs")
-    if default_epochs is not None and not _positive_int(default_epochs):
+    if default_epochs is not None and not is_positive_int(default_epochs):
         problems.append(f"reported_epochs: expected a positive integer, got {default_epochs!r}")
         default_epochs = None
     grid = spec.get("grid", {})
@@ -149,7 +141,7 @@ def load_experiment(path, extra=None):
         where = f"runs[{r_index}]"
         reported, epochs = _reported(run.pop("reported", None), f"{where}.reported", problems)
         run_epochs = run.pop("reported_epochs", None)
-        if run_epochs is not None and not _positive_int(run_epochs):
+        if run_epochs is not None and not is_positive_int(run_epochs):
             problems.append(f"{where}.reported_epochs: expected a positive integer, "
                             f"got {run_epochs!r}")
             run_epochs = None
