@@ -18,20 +18,9 @@ from glyphnet.experiments.sweep import Progress
 from glyphnet.experiments.rundirs import Job, remove
 from glyphnet.nn.training import Callback
 from glyphnet.experiments.tables import best_epoch
+from tiny import tiny_config
 
-BASE = """
-seed = 1
-[data]
-dataset = "mnist"
-train_limit = 200
-test_limit = 100
-[model]
-layers = [{type = "dense", units = 16}, {type = "relu"}, {type = "dense", units = 10},
-          {type = "softmax"}]
-[training]
-epochs = 1
-batch_size = 32
-"""
+BASE = tiny_config(seed=1, train_limit=200, test_limit=100)
 
 
 def quiet(*args):

@@ -8,6 +8,7 @@ import pytest
 from glyphnet.experiments import RayBackend, comparable, run_experiment
 from glyphnet.experiments.rundirs import execute
 from glyphnet.experiments.tables import RUN_TIMING_FIELDS, SUMMARY_TIMING_FIELDS
+from tiny import tiny_config
 
 try:
     import ray
@@ -17,19 +18,7 @@ except ImportError:
 # Starting Ray alone takes seconds on two cores.
 pytestmark = pytest.mark.slow
 
-BASE = """
-seed = 1
-[data]
-dataset = "mnist"
-train_limit = 200
-test_limit = 100
-[model]
-layers = [{type = "dense", units = 16}, {type = "relu"}, {type = "dense", units = 10},
-          {type = "softmax"}]
-[training]
-epochs = 1
-batch_size = 32
-"""
+BASE = tiny_config(seed=1, train_limit=200, test_limit=100)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,15 +11,9 @@ from glyphnet import Adam, Dense, ReLU, Sequential, Softmax
 from glyphnet.data import bundled_mnist_dir, load_idx_pair
 from glyphnet.web.app import create_app
 
-CHROMIUM = "/usr/bin/chromium"
 # Where the screenshot of the pad goes, to look at (docs/images/drawing-pad.png was made with
 # GLYPHNET_SCREENSHOT=docs/images/drawing-pad.png); by default a temporary folder.
 SCREENSHOT = os.environ.get("GLYPHNET_SCREENSHOT")
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,16 +45,6 @@ def server(tmp_path_factory):
     srv.shutdown()
     srv.server_close()
     thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -15,20 +15,10 @@ from glyphnet.data import bundled_mnist_dir, load_idx_pair
 from glyphnet.inspection import embedding, robustness
 from glyphnet.web import inspect_api
 from glyphnet.web.app import create_app, percent
+from tiny import tiny_config
 
 DIGITS = [str(i) for i in range(10)]
-TINY = """seed = 0
-[data]
-dataset = "mnist"
-train_limit = 500
-test_limit = 200
-[model]
-layers = [{type = "dense", units = 16}, {type = "relu"}, {type = "dense", units = 10},
-          {type = "softmax"}]
-[training]
-epochs = 1
-batch_size = 32
-"""
+TINY = tiny_config()
 
 
 @pytest.fixture(scope="module")

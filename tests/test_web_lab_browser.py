@@ -13,34 +13,17 @@ from glyphnet import Adam, Conv2D, Dense, MaxPool2D, ReLU, Sequential, Softmax
 from glyphnet.data import bundled_mnist_dir, load_idx_pair
 from glyphnet.web import inspect_api
 from glyphnet.web.app import create_app
+from tiny import tiny_config
 
-CHROMIUM = "/usr/bin/chromium"
 # Where the screenshots go, to look at (docs/images/web-*.png were made with
 # GLYPHNET_SCREENSHOTS=docs/images); by default a temporary folder.
 SCREENSHOTS = os.environ.get("GLYPHNET_SCREENSHOTS")
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SEVEN = [[(70, 55), (210, 50), (180, 110), (150, 170), (125, 240)]]
 ONE = [[(150, 40), (143, 140), (136, 240)]]
-TINY = """# 1 epoch on 500 digits: a few seconds
-seed = 0
-[data]
-dataset = "mnist"
-train_limit = 500
-test_limit = 200
-[model]
-layers = [{type = "dense", units = 16}, {type = "relu"}, {type = "dense", units = 10},
-          {type = "softmax"}]
-[training]
-epochs = 1
-batch_size = 16
-"""
+TINY = tiny_config(batch_size=16, comment="# 1 epoch on 500 digits: a few seconds\n")
 LONG_NAME = "digits-mlp-with-a-long-run-name"
 
 
@@ -81,16 +64,6 @@ def server(tmp_path_factory):
     srv.server_close()
     thread.join(10)
     inspect_api.MAP_IMAGES = old
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def open_page(browser, server, width=1280):
