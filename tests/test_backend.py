@@ -16,6 +16,7 @@ def split(monkeypatch):
     """Split everything that can be split, however small and however busy the machine."""
     monkeypatch.setattr(backend, "cores_busy", lambda: False)
     monkeypatch.setattr(backend, "SPLIT_SIZE", 8)
+    monkeypatch.setattr(backend, "_blas_threads", lambda: 1)
 
 
 def test_on_halves_runs_one_half_on_the_helper_thread(split):
@@ -36,6 +37,13 @@ def test_on_halves_runs_one_half_on_the_helper_thread(split):
 def test_on_halves_stays_on_one_thread_when_the_cores_are_busy(monkeypatch):
     monkeypatch.setattr(backend, "SPLIT_SIZE", 8)
     monkeypatch.setattr(backend, "cores_busy", lambda: True)
+    seen = []
+    backend.on_halves(lambda a: seen.append(len(a)), np.zeros((10, 4)))
+    assert seen == [10]
+
+
+def test_on_halves_stays_on_one_thread_while_blas_has_threads_of_its_own(split, monkeypatch):
+    monkeypatch.setattr(backend, "_blas_threads", lambda: 2)
     seen = []
     backend.on_halves(lambda a: seen.append(len(a)), np.zeros((10, 4)))
     assert seen == [10]

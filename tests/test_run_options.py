@@ -184,11 +184,13 @@ def test_conv_deltas_are_per_sample_so_a_partial_batch_does_not_jump():
     monitor = Monitor(every=1)
     monitor._conv = 0
     per_sample = np.ones((1, 4, 4, 2))
-    for batch in (32, 5):
-        monitor._delta_step = 1
+    for step, batch in enumerate((32, 5), 1):
+        monitor._delta_step = step
         # The batch loss is the mean of the samples' losses: dy = dL_i/dy_i / batch.
         monitor._record_delta(0, None, np.repeat(per_sample, batch, axis=0) / batch)
+        monitor._close_deltas()
     np.testing.assert_allclose(monitor.deltas, [np.sqrt(32)] * 2)
+    assert monitor.delta_steps == [1, 2]
 
 
 def test_frozen_layers_stay_bit_identical_and_get_no_optimizer_state_or_backward():

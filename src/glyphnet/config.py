@@ -31,7 +31,7 @@ DEFAULTS = {
         "tensorboard": False,
         "batch_order": "shuffled", "max_steps": 0, "shrink_biases": False,
         "shrink_when": "after", "eval_every": 0, "eval_subset": 1000, "freeze": [],
-        "gradcheck": {},
+        "gradcheck": {}, "threads": 2,
     },
     "loss": {"type": "cross_entropy"},
     "optimizer": {"type": "adam"},
@@ -153,6 +153,9 @@ def _check_training(t, given, problems):
     if t["shrink_when"] not in ("after", "before"):
         problems.append(f"training.shrink_when: expected \"after\" or \"before\" (the update), "
                         f"got {t['shrink_when']!r}")
+    if isinstance(t["threads"], int) and t["threads"] < 1:
+        problems.append(f"training.threads: expected an integer >= 1 (1 = every batch whole), "
+                        f"got {t['threads']}")
     for name in ("max_steps", "eval_every", "eval_subset"):
         if isinstance(t[name], int) and t[name] < 0:
             problems.append(f"training.{name}: expected an integer >= 0 (0 = "

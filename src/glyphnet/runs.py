@@ -103,7 +103,8 @@ def train(cfg, out_dir, verbose=True, log=print, callbacks=(), dataset=None, dat
                             augment=augmentation.from_config(cfg["augment"]),
                             lr_decay=t["lr_decay"], callbacks=[*callbacks, monitor],
                             verbose=verbose, log=log, checkpoint=stopper, resume=loop,
-                            batch_order=t["batch_order"], max_steps=t["max_steps"])
+                            batch_order=t["batch_order"], max_steps=t["max_steps"],
+                            threads=t["threads"])
     except TrainingDiverged as exc:
         error, history = exc, exc.history
     except checkpoints.TrainingInterrupted as exc:

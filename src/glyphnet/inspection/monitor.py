@@ -56,6 +56,7 @@ class Monitor(Callback):
         self.names, self.tracked_ids = [], []
         self._conv = None
         self._delta_step = 1
+        self._pending = []      # (sum, count) of the conv deltas recorded in this step
         self._started = False
 
     # ------------------------------------------------------------------ hooks
@@ -73,6 +74,7 @@ class Monitor(Callback):
             self.weights.append([float(arrays[a][2].flat[j]) for a, j in self.tracked_ids])
             if len(self.steps) > self.max_points:
                 self._thin()
+        self._close_deltas()
         self._delta_step = step + 1 if (step + 1) % self.every == 0 else None
         if self.check_data is not None and self._check_due(step):
             self._gradient_check(model, step)
@@ -123,14 +125,21 @@ class Monitor(Callback):
     def _record_delta(self, index, layer, dy):
         """On sampled steps, the mean per-image norm of the first conv layer's delta
         dL_i/d(output_i) of each sample's own loss L_i (report 004's 'Mag Conv Deltas'). The
-        batch loss is the mean of the L_i, so dy is that over the batch size: scaling back by
-        len(dy) keeps a partial last batch from jumping."""
+        loss of a batch (or of a slice of it, nn/parallel.py) is the mean of its L_i, so dy is
+        that over its size: scaling back by len(dy) keeps a partial last batch from jumping.
+        The (sum, count) of each slice is kept and the mean taken at the end of the step."""
         if index == self._conv and self._delta_step is not None:
             flat = dy.reshape(len(dy), -1)
             norms = np.sqrt(np.einsum("ij,ij->i", flat, flat, dtype=np.float64))
-            self.deltas.append(float(norms.mean() * len(dy)))
+            self._pending.append((float(norms.sum() * len(dy)), len(dy)))
+
+    def _close_deltas(self):
+        """Record the sampled step's conv delta from its slices' (sum, count)."""
+        if self._pending:
+            self.deltas.append(sum(s for s, _ in self._pending) /
+                               sum(n for _, n in self._pending))
             self.delta_steps.append(self._delta_step)
-            self._delta_step = None
+            self._pending = []
 
     def detach(self, model):
         """Remove the backward hook (also safe to call when none is attached)."""

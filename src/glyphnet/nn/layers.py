@@ -18,9 +18,11 @@ register = LAYERS.register   # class decorator: the layer's name in configs and 
 
 class Layer:
     """Base class. Subclasses set ``params`` (trainable) and ``state`` (saved, not trained) in
-    ``build`` and implement ``forward``/``backward``."""
+    ``build`` and implement ``forward``/``backward``. ``samplewise``: the forward treats the
+    samples of a batch independently (nn/parallel.py may then cut a batch into slices)."""
 
     kind = "layer"
+    samplewise = True
 
     def __init__(self):
         self.params, self.grads, self.state = {}, {}, {}
@@ -232,6 +234,7 @@ class Dropout(Layer):
         super().__init__()
         self.rate = checks.fraction("rate", rate)
         self.rng = np.random.default_rng(0)
+        self.planned = None     # the next training forward's scale, drawn beforehand
 
     def build(self, input_shape, rng, dtype=np.float32):
         self.rng = np.random.default_rng(rng.integers(2**63))
@@ -241,9 +244,16 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self.scale = None
             return x
-        keep = 1.0 - self.rate
-        self.scale = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / keep
+        if self.planned is None:
+            self.scale = self.draw(x.shape, x.dtype)
+        else:
+            self.scale, self.planned = self.planned.astype(x.dtype, copy=False), None
         return x * self.scale
+
+    def draw(self, shape, dtype):
+        """The next mask of ``shape``: 1/(1 - rate) where an input is kept, else 0."""
+        keep = 1.0 - self.rate
+        return (self.rng.random(shape, dtype=np.float32) < keep).astype(dtype) / keep
 
     def backward(self, dy):
         return dy if self.scale is None else dy * self.scale

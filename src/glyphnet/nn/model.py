@@ -40,6 +40,7 @@ class Sequential:
         self.input_shape = None
         # hook(index, layer, dy) runs with dL/d(output of layer index) before its backward.
         self.backward_hooks = []
+        self._pool_first = set()    # ReLUs the last forward ran after their pooling
         if input_shape is not None:
             self.build(input_shape, seed)
 
@@ -129,12 +130,37 @@ class Sequential:
         return self.ends_in_softmax and getattr(self.loss, "from_logits", False)
 
     def forward(self, x, training=False, upto=None):
-        """Run layers[:upto] (all by default)."""
-        for layer in self.layers[:upto]:
+        """Run layers[:upto] (all by default).
+
+        A ReLU followed by max pooling runs pooling first: max is monotone, so
+        relu(maxpool(x)) = maxpool(relu(x)) and the ReLU works on a quarter of the values. The
+        gradients are the same too: where a window's maximum is positive the same position
+        receives dL/dy, where it is not both orders give 0 everywhere (tests/test_pool_first.py).
+        """
+        layers = self.layers[:upto]
+        self._pool_first = _pool_first(layers)
+        i = 0
+        while i < len(layers):
+            if i in self._pool_first:
+                x = layers[i].forward(layers[i + 1].forward(x, training), training)
+                i += 2
+                continue
+            layer = layers[i]
             # A frozen layer with state (batch norm) runs as in evaluation: its statistics stay.
             frozen = not getattr(layer, "trainable", True) and layer.state
             x = layer.forward(x, training and not frozen)
+            i += 1
         return x
+
+    def _backward_from(self, i, layers, dout, frozen_input=False):
+        """dL/d(input of layers[i]) from dL/d(its output); for a ReLU run after the pooling
+        above it (see forward), dL/d(input of that pair). Returns (next index down, grad)."""
+        if i - 1 in self._pool_first:
+            return i - 2, layers[i].backward(layers[i - 1].backward(dout))
+        layer = layers[i]
+        frozen = frozen_input and layer.params and not getattr(layer, "trainable", True)
+        return i - 1, getattr(layer, "backward_input" if frozen else "backward",
+                              layer.backward)(dout)
 
     def backward(self, dout, upto=None, input_grad=True):
         """Backpropagate dL/d(output of layers[:upto]); returns dL/d(input).
@@ -145,23 +171,21 @@ class Sequential:
         and None is returned: for the usual first Dense layer that skips a quarter of the
         work of a training step. A frozen layer above it computes only dL/d(input) when it
         can (``backward_input``). Each of ``backward_hooks`` is called as hook(i, layer,
-        dL/d(output of layer i)) just before layer i's backward runs.
+        dL/d(output of layer i)) just before layer i's backward runs (not for a ReLU that ran
+        after its pooling, see :meth:`forward`; in a step cut into slices, once per slice,
+        see nn/parallel.py).
         """
         layers = self.layers[:upto]
-        if input_grad:
-            for i in reversed(range(len(layers))):
-                for hook in self.backward_hooks:
-                    hook(i, layers[i], dout)
-                dout = layers[i].backward(dout)
-            return dout
-        first = next((i for i, layer in enumerate(layers)
-                      if layer.params and getattr(layer, "trainable", True)), len(layers))
-        for i in reversed(range(first + 1, len(layers))):
+        first = -1 if input_grad else next(
+            (i for i, layer in enumerate(layers)
+             if layer.params and getattr(layer, "trainable", True)), len(layers))
+        i = len(layers) - 1
+        while i > first:
             for hook in self.backward_hooks:
                 hook(i, layers[i], dout)
-            frozen = layers[i].params and not getattr(layers[i], "trainable", True)
-            dout = getattr(layers[i], "backward_input" if frozen else "backward",
-                           layers[i].backward)(dout)
+            i, dout = self._backward_from(i, layers, dout, frozen_input=not input_grad)
+        if input_grad:
+            return dout
         if first < len(layers):
             for hook in self.backward_hooks:
                 hook(first, layers[first], dout)
@@ -326,6 +350,14 @@ class Sequential:
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise GlyphnetError(f"{path}: bad input scaling record ({exc})") from None
         return model
+
+
+def _pool_first(layers):
+    """Indices of the ReLU layers directly followed by a max-pooling layer."""
+    from .conv import MaxPool2D
+    from .layers import ReLU
+    return {i for i in range(len(layers) - 1)
+            if type(layers[i]) is ReLU and isinstance(layers[i + 1], MaxPool2D)}
 
 
 def _check_architecture(config, source):

@@ -24,6 +24,8 @@ class BatchNorm(Layer):
     in evaluation (fixed statistics) dL/dx = gamma / sqrt(var + eps) dL/dy.
     """
 
+    samplewise = False      # training statistics couple the samples of a batch
+
     def __init__(self, momentum=0.9, eps=1e-5):
         super().__init__()
         self.momentum = checks.fraction("momentum", momentum)

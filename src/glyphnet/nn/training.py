@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import TrainingDiverged
 from .backend import blas_threads_for
+from .parallel import SplitSteps
 from .schedule import BATCH_ORDERS, epoch_batches
 
 
@@ -117,7 +118,7 @@ def _restore(model, snapshot):
 def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         validation_data=None, test_data=None, augment=None, callbacks=(), lr_decay=1.0,
         verbose=False, log=print, batch_order=None, max_steps=0, checkpoint=None,
-        resume=None):
+        resume=None, threads=2):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
 
     batch_size: samples per update; 0/None trains full-batch, 1 is stochastic gradient descent.
@@ -133,6 +134,10 @@ def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
     dropout generators must already hold the checkpoint's state.
     augment: optional function (images, rng) -> images applied to each training batch.
     lr_decay: the optimiser's learning rate is multiplied by this after every epoch.
+    threads: cut each batch into up to this many slices of at least 32 samples, computed on
+    as many threads at once as the cores and BLAS's thread limit allow (nn/parallel.py); 1
+    computes every batch whole. The weights depend on this number, never on the machine's
+    cores or load.
     validation_data: (x, labels) held out of training, evaluated after every epoch as
     val_loss/val_accuracy (the Keras meaning).
     test_data: (x, labels) of a test set, evaluated after every epoch as test_loss/test_accuracy.
@@ -156,16 +161,18 @@ def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
     if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    with blas_threads_for(batch_size):
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    with blas_threads_for(batch_size), SplitSteps(model, threads, batch_size or len(x)) as split:
         return _fit(model, x, labels, epochs, batch_size, order, seed, named["validation_data"],
                     named["test_data"], augment, callbacks, lr_decay, verbose, log, max_steps,
-                    checkpoint, resume)
+                    checkpoint, resume, split)
 
 
 # Overflow in a diverging run is reported once, as TrainingDiverged, not as NumPy warnings.
 @np.errstate(over="ignore", invalid="ignore")
 def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, test_data,
-         augment, callbacks, lr_decay, verbose, log, max_steps, checkpoint=None, resume=None):
+         augment, callbacks, lr_decay, verbose, log, max_steps, checkpoint, resume, split):
     if model.optimizer is None:
         model.compile()
     rng = np.random.default_rng(seed)
@@ -202,7 +209,7 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
             if augment is not None:
                 xb = augment(xb, aug_rng)
             yb = labels[idx]
-            loss, out, _ = model.loss_and_grads(xb, yb, input_grad=False)
+            loss, out = split.loss_and_grads(xb, yb)
             if not np.isfinite(loss) or history.batch_losses and \
                     loss > EXPLODED * max(history.batch_losses[0], 1.0):
                 _restore(model, good)
@@ -245,7 +252,8 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
         for prefix, data in (("val", validation_data), ("test", test_data)):
             if data is not None:
-                ev = model.evaluate(*data)
+                with split.whole():
+                    ev = model.evaluate(*data)
                 row.update({f"{prefix}_loss": ev["loss"], f"{prefix}_accuracy": ev["accuracy"]})
         row["seconds"] = time.perf_counter() - start
         history.epochs.append(row)
