@@ -151,3 +151,24 @@ def test_replicas_share_weights_but_not_gradients_or_buffers():
             assert a.grads[k] is not b.grads[k]
     assert twin.layers[0].buffers is not model.layers[0].buffers
     assert copy.copy(model).layers[0] is model.layers[0]    # a shallow copy would share them
+
+
+def test_evaluation_forwards_are_cut_too_batch_norm_included(mnist):
+    """In evaluation every layer treats the samples independently: the slices' outputs are
+    the whole batch's."""
+    x = mnist[0][:200].astype(np.float64)
+    model = g.Sequential([g.Conv2D(4, 3), g.BatchNorm(), ReLU(), g.MaxPool2D(2), Dense(10),
+                          Softmax()], input_shape=(28, 28, 1), dtype=np.float64).compile()
+    model.fit(x, mnist[1][:200], epochs=1, batch_size=50)        # running statistics
+    assert parts_for(model, 200, 2) == 1 and parts_for(model, 200, 2, training=False) == 2
+    whole = model.forward(x)
+    with parallel.SplitForwards(model, 2, 200) as forward:
+        np.testing.assert_allclose(forward(x), whole, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(model.predict_proba(x, batch_size=200), whole, rtol=1e-13)
+
+
+def test_slices_inside_a_split_fit_keep_its_thread_budget(monkeypatch):
+    monkeypatch.setattr(backend, "cores_busy", lambda: False)
+    with backend.slices_of_batches(2):
+        assert backend._blas_threads() == 1
+        assert backend.thread_budget() == 2

@@ -24,6 +24,7 @@ CORES = os.cpu_count() or 1
 _pool = None
 _blas = None                 # the BLAS libraries' thread controls
 _whole_parts = [0]           # > 0 while parts of a batch run on threads: no splits inside
+_budgets = []                # thread budgets of the slices_of_batches contexts entered
 
 
 # ------------------------------------------------------------------------------ threads
@@ -74,8 +75,23 @@ def blas_limit(threads):
 def thread_budget():
     """How many cores glyphnet's own threads may use: the BLAS thread count in effect
     (OPENBLAS_NUM_THREADS, threadpoolctl's limits; an experiment running two jobs on two
-    cores gives each one), at most the cores, and one while other processes keep them busy."""
-    return 1 if cores_busy() else max(1, min(_blas_threads(), CORES))
+    cores gives each one) or, inside ``slices_of_batches``, the count it was given; at most
+    the cores, and one while other processes keep them busy."""
+    if cores_busy():
+        return 1
+    return _budgets[-1] if _budgets else max(1, min(_blas_threads(), CORES))
+
+
+@contextlib.contextmanager
+def slices_of_batches(budget):
+    """BLAS on one thread for a loop whose batches are cut into slices run on ``budget``
+    threads of glyphnet's own (nn/parallel.py); thread_budget() gives ``budget`` inside."""
+    _budgets.append(budget)
+    try:
+        with blas_limit(1):
+            yield
+    finally:
+        _budgets.pop()
 
 
 def _split_worth_it(size):

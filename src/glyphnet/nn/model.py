@@ -12,6 +12,7 @@ from .layers import Layer, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
 from .checking import as_inputs, check_xy
 from .optimizers import Adam, optimizer_from_config
+from .parallel import THREADS, SplitForwards
 
 FORMAT_VERSION = 1
 
@@ -231,8 +232,9 @@ class Sequential:
     def predict_proba(self, x, batch_size=1000):
         """The model's outputs for each sample (probabilities when it ends in softmax)."""
         x = as_inputs(self, x)
-        with blas_threads_for(min(batch_size, len(x))):
-            outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        size = min(batch_size, len(x))
+        with blas_threads_for(size), SplitForwards(self, THREADS, size) as forward:
+            outs = [forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, self.dtype)
 
     def predict(self, x, batch_size=1000):
@@ -244,13 +246,14 @@ class Sequential:
         x, labels = check_xy(self, x, labels)
         upto = len(self.layers) - 1 if self._fused else None
         total_loss, correct = 0.0, 0
-        for i in range(0, len(x), batch_size):
-            xb = np.asarray(x[i:i + batch_size], dtype=self.dtype)
-            with blas_threads_for(len(xb)):
-                out = self.forward(xb, False, upto)
-            loss, _ = self.loss(out, labels[i:i + batch_size])
-            total_loss += loss * len(xb)
-            correct += int(np.sum(out.argmax(axis=1) == labels[i:i + batch_size]))
+        size = min(batch_size, len(x))
+        with blas_threads_for(size), SplitForwards(self, THREADS, size) as forward:
+            for i in range(0, len(x), batch_size):
+                xb = np.asarray(x[i:i + batch_size], dtype=self.dtype)
+                out = forward(xb, upto)
+                loss, _ = self.loss(out, labels[i:i + batch_size])
+                total_loss += loss * len(xb)
+                correct += int(np.sum(out.argmax(axis=1) == labels[i:i + batch_size]))
         n = max(len(x), 1)
         return {"loss": total_loss / n, "accuracy": correct / n}
 

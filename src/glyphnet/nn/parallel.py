@@ -28,19 +28,23 @@ import copy
 
 import numpy as np
 
-from .backend import Buffers, blas_limit, cores_busy, parts_on_threads, run_parts, thread_budget
+from .backend import (Buffers, cores_busy, parts_on_threads, run_parts, slices_of_batches,
+                      thread_budget)
 from .conv import ConvLayer
 from .layers import Dropout
 
 MIN_PART = 32       # samples per slice at least: smaller products are not worth a thread
+THREADS = 2         # slices per batch unless told otherwise (fit's ``threads``)
 
 
-def parts_for(model, batch_size, threads):
-    """How many slices a training step on ``batch_size`` samples is cut into: none for a
-    model without convolutions, whose time goes to products that BLAS already spreads over
-    the cores (splitting a 784-256-256-10 MLP's batches of 128 made its steps slower)."""
+def parts_for(model, batch_size, threads, training=True):
+    """How many slices a step on ``batch_size`` samples is cut into: none for a model
+    without convolutions, whose time goes to products that BLAS already spreads over the
+    cores (splitting a 784-256-256-10 MLP's batches of 128 made its steps slower), nor, in
+    training, for one with a layer that couples the samples. Every layer treats the samples
+    independently in evaluation."""
     if threads < 2 or not any(isinstance(layer, ConvLayer) for layer in model.layers) or \
-            not all(layer.samplewise or _frozen(layer) for layer in model.layers):
+            training and not all(layer.samplewise or _frozen(layer) for layer in model.layers):
         return 1
     return max(1, min(threads, batch_size // MIN_PART))
 
@@ -64,58 +68,63 @@ def _replica(model):
     return twin
 
 
-class SplitSteps:
-    """Training steps of ``model`` on batches of ``batch_size`` cut into up to ``threads``
-    slices (see the module docstring); made once per fit, as the replicas share the arrays
-    the model has then. Use it as a context around the training loop: while steps are split,
-    BLAS keeps to one thread throughout (switching its threads on and off at every step
-    costs more than the step); ``whole()`` gives evaluations in between the threads of
-    before."""
+class _Slices:
+    """Batches of ``model`` cut into up to ``threads`` slices, each on a replica of the
+    layers (see the module docstring). The replicas share the arrays the model has when
+    this is made. Use it as a context around a loop of steps: while batches are cut, BLAS
+    keeps to one thread throughout (switching its threads at every step costs more than a
+    small step: OpenBLAS's workers spin after they are woken, competing with the slices)."""
+
+    training = True
 
     def __init__(self, model, threads, batch_size):
         self.model, self.threads = model, threads
         self.replicas = [model]
-        self.splits = parts_for(model, batch_size, threads) > 1
+        self.splits = parts_for(model, batch_size, threads, self.training) > 1
         self.at_once = thread_budget() if self.splits else 1
-        self._limit = None
 
     def __enter__(self):
-        if self.splits:
-            self._limit = blas_limit(1)
+        self._context = slices_of_batches(self.at_once) if self.splits else \
+            contextlib.nullcontext()
+        self._context.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self._limit is not None:
-            self._limit.restore_original_limits()
-            self._limit = None
+        return self._context.__exit__(*exc)
 
-    def whole(self):
-        """A context for whole-batch work inside the loop (evaluations), with the BLAS
-        threads the loop started with."""
-        return blas_limit(self.at_once) if self._limit is not None else \
-            contextlib.nullcontext()
+    def _slices(self, n):
+        """The slices of a batch of n samples, with a replica ready for each."""
+        parts = parts_for(self.model, n, self.threads, self.training)
+        while len(self.replicas) < parts:
+            self.replicas.append(_replica(self.model))
+        bounds = np.linspace(0, n, parts + 1).astype(int)
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _run(self, x, step):
+        """[step(replica, slice of x) for each slice], and the slices."""
+        slices = self._slices(len(x))
+        calls = [lambda r=r, s=s: step(r, s) for r, s in zip(self.replicas, slices)]
+        with parts_on_threads():
+            return run_parts(calls, 1 if cores_busy() else self.at_once), slices
+
+
+class SplitSteps(_Slices):
+    """Training steps on batches of ``batch_size``; made once per fit."""
 
     def loss_and_grads(self, x, labels):
         """(loss, outputs) of one training step on (x, labels); the gradients are left in
         the model's layers, as by ``model.loss_and_grads(x, labels, input_grad=False)``."""
         n = len(x)
-        parts = parts_for(self.model, n, self.threads)
-        if parts == 1:
+        if parts_for(self.model, n, self.threads) == 1:
             return self.model.loss_and_grads(x, labels, input_grad=False)[:2]
-        while len(self.replicas) < parts:
-            self.replicas.append(_replica(self.model))
-        bounds = np.linspace(0, n, parts + 1).astype(int)
-        slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        self._plan_dropout(n, slices)
-        steps = [lambda r=r, s=s: r.loss_and_grads(x[s], labels[s], input_grad=False)
-                 for r, s in zip(self.replicas, slices)]
-        with parts_on_threads():
-            results = run_parts(steps, 1 if cores_busy() else self.at_once)
+        self._plan_dropout(n, self._slices(n))
+        results, slices = self._run(
+            x, lambda r, s: r.loss_and_grads(x[s], labels[s], input_grad=False))
         weights = [(s.stop - s.start) / n for s in slices]
         for i, layer in enumerate(self.model.layers):
             for k, g in layer.grads.items():
                 g *= weights[0]
-                for r, w in zip(self.replicas[1:parts], weights[1:]):
+                for r, w in zip(self.replicas[1:len(slices)], weights[1:]):
                     g += w * r.layers[i].grads[k]
         loss = sum(w * loss for w, (loss, _, _) in zip(weights, results))
         return loss, np.concatenate([out for _, out, _ in results])
@@ -126,3 +135,15 @@ class SplitSteps:
                 scale = layer.draw((n,) + layer.input_shape, self.model.dtype)
                 for r, s in zip(self.replicas, slices):
                     r.layers[i].planned = scale[s]
+
+
+class SplitForwards(_Slices):
+    """Evaluation forwards (``model.forward(x, False, upto)``) on batches of ``batch_size``."""
+
+    training = False
+
+    def __call__(self, x, upto=None):
+        if parts_for(self.model, len(x), self.threads, False) == 1:
+            return self.model.forward(x, False, upto)
+        outs, _ = self._run(x, lambda r, s: r.forward(x[s], False, upto))
+        return np.concatenate(outs)

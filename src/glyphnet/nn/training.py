@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import TrainingDiverged
 from .backend import blas_threads_for
-from .parallel import SplitSteps
+from .parallel import THREADS, SplitSteps
 from .schedule import BATCH_ORDERS, epoch_batches
 
 
@@ -118,7 +118,7 @@ def _restore(model, snapshot):
 def fit(model, x, labels, *, epochs=1, batch_size=128, shuffle=True, seed=0,
         validation_data=None, test_data=None, augment=None, callbacks=(), lr_decay=1.0,
         verbose=False, log=print, batch_order=None, max_steps=0, checkpoint=None,
-        resume=None, threads=2):
+        resume=None, threads=THREADS):
     """Train ``model`` on (x, labels) with its compiled loss, optimiser and penalties.
 
     batch_size: samples per update; 0/None trains full-batch, 1 is stochastic gradient descent.
@@ -252,8 +252,7 @@ def _fit(model, x, labels, epochs, batch_size, order, seed, validation_data, tes
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
         for prefix, data in (("val", validation_data), ("test", test_data)):
             if data is not None:
-                with split.whole():
-                    ev = model.evaluate(*data)
+                ev = model.evaluate(*data)
                 row.update({f"{prefix}_loss": ev["loss"], f"{prefix}_accuracy": ev["accuracy"]})
         row["seconds"] = time.perf_counter() - start
         history.epochs.append(row)
