@@ -113,3 +113,29 @@ def test_folder_config_and_cli(folder, capsys, tmp_path):
     assert cli.main(["data", "grid", str(folder), "--out", str(tmp_path / "g.xyz")]) == 1
     assert "unknown image type .xyz" in capsys.readouterr().err
     assert not (tmp_path / "g.xyz").exists()
+
+
+def test_data_export_writes_an_image_folder_that_reads_back(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert cli.main(["data", "export", "mnist", "--out", str(out), "--per-class", "3"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [str(d) for d in range(10)]
+    assert all(len(list((out / str(d)).iterdir())) == 3 for d in range(10))
+    mnist = data.load_mnist()
+    first_zero = mnist.x_train[mnist.y_train == 0][0, ..., 0]
+    with Image.open(out / "0" / "0000.png") as im:
+        np.testing.assert_allclose(np.asarray(im) / 255, first_zero, atol=0.5 / 255 + 1e-6)
+    # a class of other pictures, resized, and the folder reads back as 11 classes
+    assert cli.main(["data", "export", "mnist", "--out", str(out), "--split", "test",
+                     "--limit", "5", "--size", "16", "--as", "not_a_character"]) == 0
+    with Image.open(out / "not_a_character" / "0004.png") as im:
+        assert im.size == (16, 16)
+    ds = data.load_from_config(data.check_config(
+        {"dataset": "folder", "path": str(out), "image_size": 16,
+         "reject_class": "not_a_character", "test_per_class": 1}, []))
+    assert ds.classes[-1] == "not_a_character" and len(ds.y_train) == 10 * 2 + 4
+    # an existing class folder is refused, and nothing is written
+    capsys.readouterr()
+    assert cli.main(["data", "export", "mnist", "--out", str(out), "--per-class", "1"]) == 1
+    assert "already exist" in capsys.readouterr().err
+    assert len(list((out / "0").iterdir())) == 3
+    assert not list(out.glob("*.tmp"))

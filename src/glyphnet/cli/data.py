@@ -1,5 +1,5 @@
 """``glyphnet data``: list the known data sets, show counts per class, save a grid of samples,
-fetch EMNIST."""
+export images as an image folder, fetch EMNIST."""
 import os
 import sys
 
@@ -85,6 +85,32 @@ def cmd_grid(args):
     return 0
 
 
+def cmd_export(args):
+    from ..data.images import write_class_folder
+    from ..data.splits import first_per_class
+    ds = _dataset(args.name, args.data_dir)
+    x, y = (ds.x_train, ds.y_train) if args.split == "train" else (ds.x_test, ds.y_test)
+    if args.per_class:
+        keep = first_per_class(y, args.per_class)
+        x, y = x[keep], y[keep]
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    if args.as_class:
+        groups = [(args.as_class, x)]
+    else:
+        groups = [(name, x[y == i]) for i, name in enumerate(ds.classes)]
+    folders = [os.path.join(args.out, name) for name, _ in groups]
+    taken = [f for f in folders if os.path.exists(f)]
+    if taken:
+        raise GlyphnetError(f"{', '.join(taken)}: already exist(s); export into new class "
+                            f"folders (another --out, or --as NAME)")
+    total = sum(write_class_folder(images, folder, args.size)
+                for (_, images), folder in zip(groups, folders))
+    print(f"wrote {total} images of {ds.name} ({args.split}) into {len(groups)} class "
+          f"folder(s) under {args.out}")
+    return 0
+
+
 def cmd_fetch(args):
     from ..data.fetch import fetch
     paths = fetch(args.name, dest=args.dest, url=args.url, keep_archive=args.keep_archive,
@@ -123,6 +149,22 @@ def add_parser(sub):
     q.add_argument("--classes", type=positive_int, default=0,
                    help="show only the first N classes (default all)")
     q.set_defaults(action=cmd_grid)
+
+    q = dsub.add_parser("export", help="write images as an image folder, one sub-folder per "
+                                       "class (PNG files)")
+    q.add_argument("name", help=what)
+    q.add_argument("--out", required=True, help="folder to write the class folders into")
+    q.add_argument("--split", choices=("train", "test"), default="train")
+    q.add_argument("--per-class", type=positive_int, default=0,
+                   help="the first N images of each class (default all)")
+    q.add_argument("--limit", type=positive_int, default=0,
+                   help="at most N images in all (default all)")
+    q.add_argument("--size", type=positive_int, default=0,
+                   help="resize to N x N pixels (default: as they are)")
+    q.add_argument("--as", dest="as_class", default="",
+                   help="put every image into one class folder of this name (e.g. "
+                        "not_a_character)")
+    q.set_defaults(action=cmd_export)
 
     q = dsub.add_parser("fetch", help="download a data set (emnist-balanced) and verify it")
     q.add_argument("name", choices=[n for n, entry in data.DATASETS.items() if entry.fetch])

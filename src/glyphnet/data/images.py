@@ -263,3 +263,28 @@ def read_class_folders(root, classes, size=28, invert="auto", contrast=True, cro
     x = (np.stack(images)[..., None] if images
          else np.zeros((0, height, width, 1), np.float32))
     return x.astype(np.float32), np.array(labels, np.int64), paths, skipped
+
+
+def write_class_folder(images, folder, size=None):
+    """Write ``images`` (N, H, W, 1 floats in [0, 1]) as 8-bit PNG files 0000.png, 0001.png,
+    ... in the new folder ``folder`` (an image-folder class), resized to size x size when
+    given. The files go to a temporary folder renamed at the end, so an interrupted export
+    leaves no half-written class behind; an existing folder is refused (DataError)."""
+    if os.path.exists(folder):
+        raise DataError(f"{folder}: already exists; export into a new class folder")
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = folder.rstrip(os.sep) + ".tmp"
+    if os.path.isdir(tmp):
+        for name in os.listdir(tmp):
+            os.remove(os.path.join(tmp, name))
+    os.makedirs(tmp, exist_ok=True)
+    for i, image in enumerate(images):
+        grey = np.clip(image[..., 0], 0, 1)
+        if size:
+            grey = resize(grey, size, size)
+        Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(
+            os.path.join(tmp, f"{i:04d}.png"))
+    os.rename(tmp, folder)
+    return len(images)
+
