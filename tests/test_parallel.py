@@ -172,3 +172,48 @@ def test_slices_inside_a_split_fit_keep_its_thread_budget(monkeypatch):
     with backend.slices_of_batches(2):
         assert backend._blas_threads() == 1
         assert backend.thread_budget() == 2
+
+
+def test_an_interrupted_split_run_resumes_bit_identical(tmp_path):
+    """Checkpoints of split runs (dropout, the monitor's per-slice conv deltas) continue
+    exactly: interrupted mid-epoch, resumed, the weights and dynamics equal an unbroken run."""
+    import json
+    import os
+    import signal
+
+    from glyphnet import config, runs
+    from glyphnet.data import Dataset
+    from glyphnet.nn.training import Callback
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    x[np.arange(300), y, y] += 2.0
+    toy = Dataset("toy", x[:256], y[:256], x[256:], y[256:], classes=["a", "b", "c"])
+    cfg = config.load_config(None, {
+        "model.layers": [{"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "relu"},
+                         {"type": "max_pool2d"}, {"type": "dropout", "rate": 0.3},
+                         {"type": "dense", "units": 3}, {"type": "softmax"}],
+        "training.epochs": 2, "training.batch_size": 64, "data.scale": "unit"})
+    assert parts_for(g.Sequential([g.Conv2D(4, 3), Dense(3)], input_shape=(8, 8, 1)),
+                     64, cfg["training"]["threads"]) == 2
+
+    class StopAt(Callback):
+        def on_batch_end(self, model, step, loss):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    whole, broken = str(tmp_path / "whole"), str(tmp_path / "broken")
+    runs.train(cfg, whole, verbose=False, dataset=toy)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(cfg, broken, verbose=False, dataset=toy, callbacks=[StopAt()])
+    runs.resume(broken, verbose=False, dataset=toy)
+    a = g.Sequential.load(os.path.join(whole, "model.npz"))
+    b = g.Sequential.load(os.path.join(broken, "model.npz"))
+    for (_, _, p, _), (_, _, q, _) in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
+    da, db = np.load(os.path.join(whole, "dynamics.npz")), np.load(os.path.join(broken,
+                                                                                "dynamics.npz"))
+    np.testing.assert_array_equal(da["conv_deltas"], db["conv_deltas"])
+    assert json.load(open(os.path.join(broken, "metrics.json")))["test_accuracy"] == \
+        json.load(open(os.path.join(whole, "metrics.json")))["test_accuracy"]
