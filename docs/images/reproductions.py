@@ -60,8 +60,10 @@ def draw(out_dir, path):
         left.set_xscale("log")
     left.set_xlabel("epoch")
     left.set_ylabel("test accuracy")
-    left.set_title("glyphnet: mean and range over seeds\nthe report: star at its epoch, "
-                   "triangle at the right edge if it trained longer", fontsize=8)
+    reported = any(row.get("reported", {}).get("test_accuracy") is not None for row in summary)
+    left.set_title("glyphnet: mean and range over seeds" + (
+        "\nthe report: star at its epoch, triangle at the right edge if it trained longer"
+        if reported else ""), fontsize=8)
     left.grid(alpha=0.3)
     if len(series) <= 12:
         left.legend(fontsize=7)
