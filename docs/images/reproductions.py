@@ -1,11 +1,17 @@
 """Draw the comparison pictures of docs/reproductions.md from experiment output folders.
 
     python docs/images/reproductions.py runs/repro/ground_up_mlp [...] --out docs/images
+    python docs/images/reproductions.py runs/repro/toeplitz_activations --deltas relu-A relu-B
+    python docs/images/reproductions.py runs/repro/toeplitz_activations --deconvolution relu-B-seed0
 
 For each folder (written by `glyphnet experiment FILE --out DIR`): left, the test accuracy
 after every epoch, the mean over the seeds with the band from the lowest to the highest seed;
 right, the final test accuracy of each run (mean, with the sample std as the error bar) beside
 the report's number (hatched) where the report gave one. Writes OUT/repro_<folder>.png.
+--deltas GROUP...: the per-sample conv-delta magnitudes of those groups' runs over the steps
+(mean and range over seeds), OUT/repro_<folder>_deltas.png. --deconvolution RUN: the first conv
+layer's maps of one test image per class projected back onto the image,
+OUT/repro_<folder>_deconvolution.png.
 """
 import argparse
 import json
@@ -89,14 +95,67 @@ def draw(out_dir, path):
     return finish(fig, path)
 
 
+def draw_deltas(out_dir, groups, path):
+    """Conv-delta magnitude per step of each group's seeds (dynamics.npz), log scale."""
+    with open(os.path.join(out_dir, "results.json")) as f:
+        runs = json.load(f)["runs"]
+    fig = figure(7, 3.6)
+    ax = fig.subplots()
+    for group in groups:
+        series = []
+        for run in runs:
+            if run["group"] == group and run["status"] == "done":
+                d = np.load(os.path.join(out_dir, run["run"], "dynamics.npz"))
+                series.append((d["delta_steps"], d["conv_deltas"]))
+        if not series:
+            raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
+        n = min(len(v) for _, v in series)
+        steps, values = series[0][0][:n], np.array([v[:n] for _, v in series])
+        line, = ax.plot(steps, values.mean(axis=0), label=group, lw=1.2)
+        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2, lw=0,
+                        color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("step (one image per step)")
+    ax.set_ylabel("mean |dL_i/d(conv output)|")
+    ax.set_title("conv-delta magnitudes, mean and range over seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return finish(fig, path)
+
+
+def draw_deconvolution(run_dir, path):
+    from glyphnet.config import load_config
+    from glyphnet.data import load_from_config
+    from glyphnet.inspection import explain, figures as viz
+    from glyphnet.nn.model import Sequential
+    model = Sequential.load(os.path.join(run_dir, "model.npz"))
+    ds = load_from_config(load_config(os.path.join(run_dir, "config.toml"))["data"])
+    picks = [int(np.flatnonzero(ds.y_test == c)[0]) for c in range(ds.num_classes)
+             if np.any(ds.y_test == c)]
+    x = ds.x_test[picks] if model.scaler is None else model.scaler.transform(ds.x_test[picks])
+    proj = explain.deconvolution(model, x)
+    return viz.deconvolution_grid(proj, [f"class {ds.classes[ds.y_test[i]]}" for i in picks],
+                                  path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+")
     p.add_argument("--out", default="docs/images")
+    p.add_argument("--deltas", nargs="+", metavar="GROUP")
+    p.add_argument("--deconvolution", metavar="RUN")
     args = p.parse_args()
     for d in args.dirs:
-        path = os.path.join(args.out, f"repro_{os.path.basename(os.path.normpath(d))}.png")
-        draw(d, path)
+        name = os.path.basename(os.path.normpath(d))
+        if args.deltas:
+            path = os.path.join(args.out, f"repro_{name}_deltas.png")
+            draw_deltas(d, args.deltas, path)
+        elif args.deconvolution:
+            path = os.path.join(args.out, f"repro_{name}_deconvolution.png")
+            draw_deconvolution(os.path.join(d, args.deconvolution), path)
+        else:
+            path = os.path.join(args.out, f"repro_{name}.png")
+            draw(d, path)
         print("wrote", path)
 
 
