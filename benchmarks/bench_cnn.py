@@ -169,8 +169,9 @@ def main():
     print(f"  torch: {torch.get_num_threads()} threads, MKL {torch.backends.mkl.is_available()}, "
           f"oneDNN {torch.backends.mkldnn.is_available()}")
     print(f"  load average before timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    print(f"  glyphnet: {'one thread (cores busy)' if backend.cores_busy() else 'two threads'} "
-          f"for element-wise work (backend.cores_busy: load above cores + 0.5)")
+    print(f"  glyphnet: batches cut into 2 slices (nn/parallel.py), "
+          f"{'run in turn' if backend.thread_budget() < 2 else 'run on 2 threads at once'} "
+          f"(in turn on one thread or while the load is above cores + 0.5)")
     if backend.blas_kernel_note():
         print("  WARNING: " + backend.blas_kernel_note())
     mode = f"--quick: {len(x)} images per timing, scaled to an epoch" if args.quick \

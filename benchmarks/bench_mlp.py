@@ -147,8 +147,8 @@ def compare(args):
           f"Python {platform.python_version()}, NumPy {np.__version__}")
     print(f"load average before timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
           f"(1, 5, 15 minutes; {os.cpu_count()} cores)")
-    print(f"glyphnet: {'one thread (cores busy)' if backend.cores_busy() else 'two threads'} "
-          f"for element-wise work (backend.cores_busy: load above cores + 0.5)")
+    print("glyphnet: whole batches (models without convolutions are not cut into slices), "
+          "BLAS threads for the products, element-wise work on one thread while BLAS has two")
     if backend.blas_kernel_note():
         print("WARNING: " + backend.blas_kernel_note())
     results = {}
