@@ -3,6 +3,7 @@
     python docs/images/reproductions.py runs/repro/ground_up_mlp [...] --out docs/images
     python docs/images/reproductions.py runs/repro/toeplitz_activations --deltas relu-A relu-B
     python docs/images/reproductions.py runs/repro/toeplitz_activations --deconvolution relu-B-seed0
+    python docs/images/reproductions.py runs/repro/regulariser_grid --histograms RUN RUN ...
 
 For each folder (written by `glyphnet experiment FILE --out DIR`): left, the test accuracy
 after every epoch, the mean over the seeds with the band from the lowest to the highest seed;
@@ -11,7 +12,8 @@ the report's number (hatched) where the report gave one. Writes OUT/repro_<folde
 --deltas GROUP...: the per-sample conv-delta magnitudes of those groups' runs over the steps
 (mean and range over seeds), OUT/repro_<folder>_deltas.png. --deconvolution RUN: the first conv
 layer's maps of one test image per class projected back onto the image,
-OUT/repro_<folder>_deconvolution.png.
+OUT/repro_<folder>_deconvolution.png. --histograms RUN...: histograms of the final weights of
+each weight layer (one panel per layer) of those runs, OUT/repro_<folder>_histograms.png.
 """
 import argparse
 import json
@@ -138,18 +140,43 @@ def draw_deconvolution(run_dir, path):
                                   path)
 
 
+def draw_histograms(out_dir, runs, path):
+    """The final weights of each weight layer of ``runs``, overlaid per layer."""
+    from glyphnet.nn.model import Sequential
+    models = [(run, Sequential.load(os.path.join(out_dir, run, "model.npz"))) for run in runs]
+    layers = [i for i, layer in enumerate(models[0][1].layers) if "W" in layer.params]
+    fig = figure(3.2 * len(layers), 3.2)
+    axes = np.atleast_1d(fig.subplots(1, len(layers)))
+    for ax, i in zip(axes, layers):
+        weights = [m.layers[i].params["W"].ravel() for _, m in models]
+        edges = np.histogram_bin_edges(np.concatenate(weights), 60)
+        for (run, _), w in zip(models, weights):
+            ax.hist(w, edges, histtype="step", density=True, label=run, lw=1.1)
+        shape = "x".join(str(d) for d in models[0][1].layers[i].params["W"].shape)
+        ax.set_title(f"layer {i} weights ({shape})", fontsize=8)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("density")
+    axes[-1].legend(fontsize=6)
+    return finish(fig, path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+")
     p.add_argument("--out", default="docs/images")
     p.add_argument("--deltas", nargs="+", metavar="GROUP")
     p.add_argument("--deconvolution", metavar="RUN")
+    p.add_argument("--histograms", nargs="+", metavar="RUN")
     args = p.parse_args()
     for d in args.dirs:
         name = os.path.basename(os.path.normpath(d))
         if args.deltas:
             path = os.path.join(args.out, f"repro_{name}_deltas.png")
             draw_deltas(d, args.deltas, path)
+        elif args.histograms:
+            path = os.path.join(args.out, f"repro_{name}_histograms.png")
+            draw_histograms(d, args.histograms, path)
         elif args.deconvolution:
             path = os.path.join(args.out, f"repro_{name}_deconvolution.png")
             draw_deconvolution(os.path.join(d, args.deconvolution), path)
