@@ -4,6 +4,7 @@
     python docs/images/reproductions.py runs/repro/toeplitz_activations --deltas relu-A relu-B
     python docs/images/reproductions.py runs/repro/toeplitz_activations --deconvolution relu-B-seed0
     python docs/images/reproductions.py runs/repro/regulariser_grid --histograms RUN RUN ...
+    python docs/images/reproductions.py runs/repro/input_noise --pixel-weights no-noise noise-0.1
 
 For each folder (written by `glyphnet experiment FILE --out DIR`): left, the test accuracy
 after every epoch, the mean over the seeds with the band from the lowest to the highest seed;
@@ -14,6 +15,8 @@ the report's number (hatched) where the report gave one. Writes OUT/repro_<folde
 layer's maps of one test image per class projected back onto the image,
 OUT/repro_<folder>_deconvolution.png. --histograms RUN...: histograms of the final weights of
 each weight layer (one panel per layer) of those runs, OUT/repro_<folder>_histograms.png.
+--pixel-weights GROUP GROUP: for each group, the mean |first-layer weight| of every input pixel
+over the hidden units and seeds, and the second minus the first, OUT/repro_<folder>_pixels.png.
 """
 import argparse
 import json
@@ -161,6 +164,38 @@ def draw_histograms(out_dir, runs, path):
     return finish(fig, path)
 
 
+def draw_pixel_weights(out_dir, groups, path):
+    """Mean |W| of the first dense layer per input pixel for each group, and their difference."""
+    from glyphnet.nn.model import Sequential
+    with open(os.path.join(out_dir, "results.json")) as f:
+        runs = json.load(f)["runs"]
+    maps = []
+    for group in groups:
+        models = [Sequential.load(os.path.join(out_dir, r["run"], "model.npz"))
+                  for r in runs if r["group"] == group and r["status"] == "done"]
+        if not models:
+            raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
+        shape = models[0].input_shape[:2]
+        maps.append(np.mean([np.abs(m.layers[0].params["W"]).mean(axis=1).reshape(shape)
+                             for m in models], axis=0))
+    fig = figure(10, 3.4)
+    axes = fig.subplots(1, 3)
+    lo, hi = min(m.min() for m in maps), max(m.max() for m in maps)
+    for ax, group, m in zip(axes, groups, maps):
+        im = ax.imshow(m, cmap="viridis", vmin=lo, vmax=hi)
+        ax.set_title(f"{group}: mean |w| per pixel", fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    diff = maps[1] - maps[0]
+    v = np.abs(diff).max()
+    im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-v, vmax=v)
+    axes[2].set_title(f"{groups[1]} minus {groups[0]}", fontsize=8)
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return finish(fig, path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+")
@@ -168,12 +203,16 @@ def main():
     p.add_argument("--deltas", nargs="+", metavar="GROUP")
     p.add_argument("--deconvolution", metavar="RUN")
     p.add_argument("--histograms", nargs="+", metavar="RUN")
+    p.add_argument("--pixel-weights", nargs=2, metavar="GROUP")
     args = p.parse_args()
     for d in args.dirs:
         name = os.path.basename(os.path.normpath(d))
         if args.deltas:
             path = os.path.join(args.out, f"repro_{name}_deltas.png")
             draw_deltas(d, args.deltas, path)
+        elif args.pixel_weights:
+            path = os.path.join(args.out, f"repro_{name}_pixels.png")
+            draw_pixel_weights(d, args.pixel_weights, path)
         elif args.histograms:
             path = os.path.join(args.out, f"repro_{name}_histograms.png")
             draw_histograms(d, args.histograms, path)
