@@ -5,6 +5,7 @@
     python docs/images/reproductions.py runs/repro/toeplitz_activations --deconvolution relu-B-seed0
     python docs/images/reproductions.py runs/repro/regulariser_grid --histograms RUN RUN ...
     python docs/images/reproductions.py runs/repro/input_noise --pixel-weights no-noise noise-0.1
+    python docs/images/reproductions.py runs/repro/digits_batch_modes_epoch1 --weights RUN RUN
 
 For each folder (written by `glyphnet experiment FILE --out DIR`): left, the test accuracy
 after every epoch, the mean over the seeds with the band from the lowest to the highest seed;
@@ -17,6 +18,8 @@ OUT/repro_<folder>_deconvolution.png. --histograms RUN...: histograms of the fin
 each weight layer (one panel per layer) of those runs, OUT/repro_<folder>_histograms.png.
 --pixel-weights GROUP GROUP: for each group, the mean |first-layer weight| of every input pixel
 over the hidden units and seeds, and the second minus the first, OUT/repro_<folder>_pixels.png.
+--weights RUN...: the first layer's weights into each of the first 10 units (the classes of a
+single-layer model) as images, one row per run, OUT/repro_<folder>_weights.png.
 """
 import argparse
 import json
@@ -196,6 +199,28 @@ def draw_pixel_weights(out_dir, groups, path):
     return finish(fig, path)
 
 
+def draw_weights(out_dir, runs, path):
+    """First-layer weight images, one row per run, each row on its own symmetric scale."""
+    from glyphnet.nn.model import Sequential
+    models = [Sequential.load(os.path.join(out_dir, run, "model.npz")) for run in runs]
+    units = min(10, models[0].layers[0].params["W"].shape[1])
+    fig = figure(1.1 * units + 1.5, 1.25 * len(runs) + 0.4)
+    axes = np.atleast_2d(fig.subplots(len(runs), units))
+    for row, (run, model) in enumerate(zip(runs, models)):
+        W = model.layers[0].params["W"]
+        v = np.abs(W[:, :units]).max()
+        for j in range(units):
+            ax = axes[row, j]
+            ax.imshow(W[:, j].reshape(model.input_shape[:2]), cmap="RdBu_r", vmin=-v, vmax=v)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(model.class_names[j] if units == model.output_shape[-1]
+                             else f"unit {j}", fontsize=8)
+        axes[row, 0].set_ylabel(run, fontsize=7, rotation=0, ha="right", va="center")
+    return finish(fig, path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+")
@@ -204,12 +229,16 @@ def main():
     p.add_argument("--deconvolution", metavar="RUN")
     p.add_argument("--histograms", nargs="+", metavar="RUN")
     p.add_argument("--pixel-weights", nargs=2, metavar="GROUP")
+    p.add_argument("--weights", nargs="+", metavar="RUN")
     args = p.parse_args()
     for d in args.dirs:
         name = os.path.basename(os.path.normpath(d))
         if args.deltas:
             path = os.path.join(args.out, f"repro_{name}_deltas.png")
             draw_deltas(d, args.deltas, path)
+        elif args.weights:
+            path = os.path.join(args.out, f"repro_{name}_weights.png")
+            draw_weights(d, args.weights, path)
         elif args.pixel_weights:
             path = os.path.join(args.out, f"repro_{name}_pixels.png")
             draw_pixel_weights(d, args.pixel_weights, path)
