@@ -6,6 +6,7 @@
     python docs/images/reproductions.py runs/repro/regulariser_grid --histograms RUN RUN ...
     python docs/images/reproductions.py runs/repro/input_noise --pixel-weights no-noise noise-0.1
     python docs/images/reproductions.py runs/repro/digits_batch_modes_epoch1 --weights RUN RUN
+    python docs/images/reproductions.py runs/repro/batch_lr --batch-losses GROUP GROUP
 
 For each folder (written by `glyphnet experiment FILE --out DIR`): left, the test accuracy
 after every epoch, the mean over the seeds with the band from the lowest to the highest seed;
@@ -20,6 +21,8 @@ each weight layer (one panel per layer) of those runs, OUT/repro_<folder>_histog
 over the hidden units and seeds, and the second minus the first, OUT/repro_<folder>_pixels.png.
 --weights RUN...: the first layer's weights into each of the first 10 units (the classes of a
 single-layer model) as images, one row per run, OUT/repro_<folder>_weights.png.
+--batch-losses GROUP...: the training loss of every batch (mean and range over seeds),
+OUT/repro_<folder>_batches.png.
 """
 import argparse
 import json
@@ -100,6 +103,32 @@ def draw(out_dir, path):
     right.set_title(results["experiment"], fontsize=9)
     right.grid(alpha=0.3, axis="y")
     right.legend(fontsize=7)
+    return finish(fig, path)
+
+
+def draw_batch_losses(out_dir, groups, path):
+    """The loss of every training batch of each group's seeds, log scale."""
+    with open(os.path.join(out_dir, "results.json")) as f:
+        runs = json.load(f)["runs"]
+    fig = figure(7, 3.6)
+    ax = fig.subplots()
+    for group in groups:
+        series = [np.loadtxt(os.path.join(out_dir, r["run"], "batch_losses.csv"), ndmin=1)
+                  for r in runs if r["group"] == group and r["status"] == "done"]
+        if not series:
+            raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
+        n = min(len(v) for v in series)
+        values = np.array([v[:n] for v in series])
+        steps = np.arange(1, n + 1)
+        line, = ax.plot(steps, values.mean(axis=0), label=group, lw=0.9)
+        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2, lw=0,
+                        color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("training loss of the batch")
+    ax.set_title("loss per batch, mean and range over seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return finish(fig, path)
 
 
@@ -230,12 +259,16 @@ def main():
     p.add_argument("--histograms", nargs="+", metavar="RUN")
     p.add_argument("--pixel-weights", nargs=2, metavar="GROUP")
     p.add_argument("--weights", nargs="+", metavar="RUN")
+    p.add_argument("--batch-losses", nargs="+", metavar="GROUP")
     args = p.parse_args()
     for d in args.dirs:
         name = os.path.basename(os.path.normpath(d))
         if args.deltas:
             path = os.path.join(args.out, f"repro_{name}_deltas.png")
             draw_deltas(d, args.deltas, path)
+        elif args.batch_losses:
+            path = os.path.join(args.out, f"repro_{name}_batches.png")
+            draw_batch_losses(d, args.batch_losses, path)
         elif args.weights:
             path = os.path.join(args.out, f"repro_{name}_weights.png")
             draw_weights(d, args.weights, path)
