@@ -119,3 +119,57 @@ def test_first_run_trains_at_a_tiny_size(path, tmp_path):
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=rel)
 def test_every_run_trains_at_a_tiny_size(path, tmp_path):
     _train_tiny(path, tmp_path, groups=None)
+
+
+def _tiny_experiment(tmp_path, name, layers):
+    """A two-group, two-seed experiment on 128 MNIST images, run into tmp_path/name."""
+    from glyphnet.experiments import run_experiment
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'''name = "{name}"
+seeds = [0, 1]
+[set]
+"model.layers" = {layers}
+"training.epochs" = 2
+"training.batch_size" = 32
+"data.train_limit" = 128
+"data.test_limit" = 64
+[[runs]]
+name = "sgd"
+"optimizer" = {{type = "sgd", lr = 0.05}}
+[[runs]]
+name = "adam"
+reported = {{test_accuracy = 0.9}}
+''')
+    run_experiment(str(path), tmp_path / name, jobs=1, log=lambda *a: None)
+    return str(tmp_path / name)
+
+
+def test_the_reproduction_pictures_draw_from_experiment_folders(tmp_path):
+    """docs/images/reproductions.py: every kind of picture it draws, from real runs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "reproductions", os.path.join(ROOT, "docs", "images", "reproductions.py"))
+    pictures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pictures)
+    mlp = _tiny_experiment(tmp_path, "mlp", '[{type = "dense", units = 16}, {type = "relu"}, '
+                                            '{type = "dense", units = 10}, {type = "softmax"}]')
+    cnn = _tiny_experiment(tmp_path, "cnn", '[{type = "conv2d", filters = 4, kernel_size = 5}, '
+                                            '{type = "relu"}, {type = "max_pool2d"}, '
+                                            '{type = "dense", units = 10}, {type = "softmax"}]')
+    out = tmp_path / "pictures"
+    out.mkdir()
+    drawn = [
+        pictures.draw(mlp, str(out / "a.png")),
+        pictures.draw_batch_losses(mlp, ["sgd", "adam"], str(out / "b.png")),
+        pictures.draw_histograms(mlp, ["sgd-seed0", "adam-seed0"], str(out / "c.png")),
+        pictures.draw_weights(mlp, ["sgd-seed0", "adam-seed1"], str(out / "d.png")),
+        pictures.draw_pixel_weights(mlp, ["sgd", "adam"], str(out / "e.png")),
+        pictures.draw_deltas(cnn, ["sgd", "adam"], str(out / "f.png")),
+        pictures.draw_deconvolution(os.path.join(cnn, "adam-seed0"), str(out / "g.png")),
+    ]
+    assert len(drawn) == 7
+    for name in "abcdefg":
+        with open(out / f"{name}.png", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
+    with pytest.raises(SystemExit, match="no finished runs of group 'nope'"):
+        pictures.draw_batch_losses(mlp, ["nope"], str(out / "h.png"))
