@@ -61,11 +61,7 @@ def draw(out_dir, path):
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
     colours = {}
     for group, (epochs, acc) in series.items():
-        line, = left.plot(epochs, acc.mean(axis=0), label=group, lw=1.4)
-        colours[group] = line.get_color()
-        if len(acc) > 1:
-            left.fill_between(epochs, acc.min(axis=0), acc.max(axis=0), alpha=0.2,
-                              color=line.get_color(), lw=0)
+        colours[group] = band(left, epochs, acc, group, 1.4).get_color()
     last = max((e[-1] for e, _ in series.values()), default=1)
     for row in summary:
         rep = row.get("reported", {}).get("test_accuracy")
@@ -106,58 +102,61 @@ def draw(out_dir, path):
     return finish(fig, path)
 
 
-def draw_batch_losses(out_dir, groups, path):
-    """The loss of every training batch of each group's seeds, log scale."""
+def group_runs(out_dir, group):
+    """The folders of the finished runs of ``group`` (all its seeds) in an experiment folder."""
     with open(os.path.join(out_dir, "results.json")) as f:
         runs = json.load(f)["runs"]
+    found = [os.path.join(out_dir, r["run"]) for r in runs
+             if r["group"] == group and r["status"] == "done"]
+    if not found:
+        raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
+    return found
+
+
+def band(ax, steps, rows, label, lw=1.2):
+    """The mean of ``rows`` (one per seed, cut to the shortest) with the range as a band."""
+    n = min(len(r) for r in rows)
+    values = np.array([r[:n] for r in rows])
+    line, = ax.plot(steps[:n], values.mean(axis=0), label=label, lw=lw)
+    if len(values) > 1:
+        ax.fill_between(steps[:n], values.min(axis=0), values.max(axis=0), alpha=0.2, lw=0,
+                        color=line.get_color())
+    return line
+
+
+def per_step(out_dir, groups, path, series, xlabel, ylabel, title, lw):
+    """One log-scale panel: for each group, series(run folder) = (steps, values) per seed."""
     fig = figure(7, 3.6)
     ax = fig.subplots()
     for group in groups:
-        series = [np.loadtxt(os.path.join(out_dir, r["run"], "batch_losses.csv"), ndmin=1)
-                  for r in runs if r["group"] == group and r["status"] == "done"]
-        if not series:
-            raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
-        n = min(len(v) for v in series)
-        values = np.array([v[:n] for v in series])
-        steps = np.arange(1, n + 1)
-        line, = ax.plot(steps, values.mean(axis=0), label=group, lw=0.9)
-        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2, lw=0,
-                        color=line.get_color())
+        runs = [series(run) for run in group_runs(out_dir, group)]
+        band(ax, runs[0][0], [v for _, v in runs], group, lw)
     ax.set_yscale("log")
-    ax.set_xlabel("batch")
-    ax.set_ylabel("training loss of the batch")
-    ax.set_title("loss per batch, mean and range over seeds", fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return finish(fig, path)
+
+
+def draw_batch_losses(out_dir, groups, path):
+    """The loss of every training batch of each group's seeds."""
+    def losses(run):
+        v = np.loadtxt(os.path.join(run, "batch_losses.csv"), ndmin=1)
+        return np.arange(1, len(v) + 1), v
+    return per_step(out_dir, groups, path, losses, "batch", "training loss of the batch",
+                    "loss per batch, mean and range over seeds", 0.9)
 
 
 def draw_deltas(out_dir, groups, path):
-    """Conv-delta magnitude per step of each group's seeds (dynamics.npz), log scale."""
-    with open(os.path.join(out_dir, "results.json")) as f:
-        runs = json.load(f)["runs"]
-    fig = figure(7, 3.6)
-    ax = fig.subplots()
-    for group in groups:
-        series = []
-        for run in runs:
-            if run["group"] == group and run["status"] == "done":
-                d = np.load(os.path.join(out_dir, run["run"], "dynamics.npz"))
-                series.append((d["delta_steps"], d["conv_deltas"]))
-        if not series:
-            raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
-        n = min(len(v) for _, v in series)
-        steps, values = series[0][0][:n], np.array([v[:n] for _, v in series])
-        line, = ax.plot(steps, values.mean(axis=0), label=group, lw=1.2)
-        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2, lw=0,
-                        color=line.get_color())
-    ax.set_yscale("log")
-    ax.set_xlabel("step (one image per step)")
-    ax.set_ylabel("mean |dL_i/d(conv output)|")
-    ax.set_title("conv-delta magnitudes, mean and range over seeds", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return finish(fig, path)
+    """Conv-delta magnitude per step of each group's seeds (dynamics.npz)."""
+    def deltas(run):
+        d = np.load(os.path.join(run, "dynamics.npz"))
+        return d["delta_steps"], d["conv_deltas"]
+    return per_step(out_dir, groups, path, deltas, "step (one image per step)",
+                    "mean |dL_i/d(conv output)|",
+                    "conv-delta magnitudes, mean and range over seeds", 1.2)
 
 
 def draw_deconvolution(run_dir, path):
@@ -199,14 +198,10 @@ def draw_histograms(out_dir, runs, path):
 def draw_pixel_weights(out_dir, groups, path):
     """Mean |W| of the first dense layer per input pixel for each group, and their difference."""
     from glyphnet.nn.model import Sequential
-    with open(os.path.join(out_dir, "results.json")) as f:
-        runs = json.load(f)["runs"]
     maps = []
     for group in groups:
-        models = [Sequential.load(os.path.join(out_dir, r["run"], "model.npz"))
-                  for r in runs if r["group"] == group and r["status"] == "done"]
-        if not models:
-            raise SystemExit(f"{out_dir}: no finished runs of group {group!r}")
+        models = [Sequential.load(os.path.join(run, "model.npz"))
+                  for run in group_runs(out_dir, group)]
         shape = models[0].input_shape[:2]
         maps.append(np.mean([np.abs(m.layers[0].params["W"]).mean(axis=1).reshape(shape)
                              for m in models], axis=0))
@@ -250,40 +245,35 @@ def draw_weights(out_dir, runs, path):
     return finish(fig, path)
 
 
+# option: (file name suffix, drawing function of (experiment folder, option's values, path))
+KINDS = {
+    "deltas": ("_deltas", draw_deltas),
+    "batch_losses": ("_batches", draw_batch_losses),
+    "weights": ("_weights", draw_weights),
+    "pixel_weights": ("_pixels", draw_pixel_weights),
+    "histograms": ("_histograms", draw_histograms),
+    "deconvolution": ("_deconvolution",
+                      lambda d, run, path: draw_deconvolution(os.path.join(d, run), path)),
+}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+")
     p.add_argument("--out", default="docs/images")
     p.add_argument("--deltas", nargs="+", metavar="GROUP")
-    p.add_argument("--deconvolution", metavar="RUN")
-    p.add_argument("--histograms", nargs="+", metavar="RUN")
-    p.add_argument("--pixel-weights", nargs=2, metavar="GROUP")
-    p.add_argument("--weights", nargs="+", metavar="RUN")
     p.add_argument("--batch-losses", nargs="+", metavar="GROUP")
+    p.add_argument("--weights", nargs="+", metavar="RUN")
+    p.add_argument("--pixel-weights", nargs=2, metavar="GROUP")
+    p.add_argument("--histograms", nargs="+", metavar="RUN")
+    p.add_argument("--deconvolution", metavar="RUN")
     args = p.parse_args()
+    kind = next((k for k in KINDS if getattr(args, k)), None)
+    suffix, drawing = KINDS[kind] if kind else ("", lambda d, _, path: draw(d, path))
     for d in args.dirs:
-        name = os.path.basename(os.path.normpath(d))
-        if args.deltas:
-            path = os.path.join(args.out, f"repro_{name}_deltas.png")
-            draw_deltas(d, args.deltas, path)
-        elif args.batch_losses:
-            path = os.path.join(args.out, f"repro_{name}_batches.png")
-            draw_batch_losses(d, args.batch_losses, path)
-        elif args.weights:
-            path = os.path.join(args.out, f"repro_{name}_weights.png")
-            draw_weights(d, args.weights, path)
-        elif args.pixel_weights:
-            path = os.path.join(args.out, f"repro_{name}_pixels.png")
-            draw_pixel_weights(d, args.pixel_weights, path)
-        elif args.histograms:
-            path = os.path.join(args.out, f"repro_{name}_histograms.png")
-            draw_histograms(d, args.histograms, path)
-        elif args.deconvolution:
-            path = os.path.join(args.out, f"repro_{name}_deconvolution.png")
-            draw_deconvolution(os.path.join(d, args.deconvolution), path)
-        else:
-            path = os.path.join(args.out, f"repro_{name}.png")
-            draw(d, path)
+        path = os.path.join(args.out, f"repro_{os.path.basename(os.path.normpath(d))}"
+                                      f"{suffix}.png")
+        drawing(d, getattr(args, kind) if kind else None, path)
         print("wrote", path)
 
 
