@@ -29,14 +29,14 @@ def test_every_problem_of_the_new_options_is_reported_at_once():
     with pytest.raises(ConfigError) as err:
         resolve({"data": {"classes_subset": [3, 3]},
                  "training": {"batch_order": "random", "shrink_when": "during",
-                              "freeze": "2:1", "max_steps": -1, "eval_every": -2,
+                              "freeze": "2:1", "max_steps": -1, "eval_every": -2, "threads": 0,
                               "gradcheck": {"method": "backward", "h": 0, "entries": 0}},
                  "augment": {"copies": [{"rotate": "ten"}, {"flip": True}]},
                  "model": {"init_from": {"path": "m.npz", "layers": "0:99"}}})
     text = str(err.value)
     for key in ("data.classes_subset", "training.batch_order", "training.shrink_when",
                 "training.freeze", "training.max_steps", "training.eval_every",
-                "training.gradcheck.method", "training.gradcheck.h",
+                "training.threads", "training.gradcheck.method", "training.gradcheck.h",
                 "training.gradcheck.entries", "augment.copies[0].rotate",
                 "augment.copies[1].flip", "model.init_from.layers"):
         assert key in text, key
