@@ -342,3 +342,18 @@ jobs = 2
     results = run_experiment(path, out, log=lines.append)
     assert lines[0].endswith("2 to train on the local backend (2 resumed)")
     assert [r["status"] for r in results["runs"]] == ["done", "done"]
+
+
+def test_runs_option_trains_only_the_named_groups(experiment, tmp_path, capsys):
+    assert main(["experiment", str(experiment), "--dry-run", "--runs", "tanh-lr=0.01"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["tanh-lr=0.01: 2 epochs, reported "
+                                                    "test_accuracy 0.9"]
+    results = run_experiment(str(experiment), tmp_path / "out", jobs=1, log=quiet,
+                             groups=["relu-lr=0.01"])
+    assert [row["run"] for row in results["summary"]] == ["relu-lr=0.01"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == ["relu-lr=0.01"]
+    assert main(["experiment", str(experiment), "--runs", "sigmoid", "--out",
+                 str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "no runs named 'sigmoid'" in err and "relu-lr=0.01, relu-lr=0.0001" in err
+    assert not (tmp_path / "none").exists()

@@ -22,6 +22,9 @@ def add_parser(sub):
                    help="with --backend ray: CPUs (and BLAS threads) per run (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key in every run, e.g. --set training.epochs=20")
+    p.add_argument("--runs", nargs="+", metavar="NAME",
+                   help="only these runs of the file (their names without the seed, as in "
+                        "--dry-run), all their seeds")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs only")
     return p
 
@@ -30,6 +33,7 @@ def run(args):
     from ..errors import GlyphnetError
     from ..experiments import (RayBackend, load_experiment, markdown, parse_assignment,
                                run_experiment)
+    from ..experiments.sweep import select_groups
     from ..experiments.backends import Terminated
     out = args.out or os.path.join(
         "runs", os.path.splitext(os.path.basename(args.experiment))[0])
@@ -37,7 +41,8 @@ def run(args):
     if args.backend == "local" and (args.address or args.cpus_per_run != 1):
         raise GlyphnetError("--address and --cpus-per-run need --backend ray")
     if args.dry_run:
-        _, planned = load_experiment(args.experiment, extra)
+        _, planned = select_groups(*load_experiment(args.experiment, extra), args.runs,
+                                   args.experiment)
         for run in planned:
             reported = ", ".join(f"{k} {v:g}" for k, v in run.reported.items())
             epochs = f" (of {run.reported_epochs})" if run.reported_epochs else ""
@@ -50,7 +55,8 @@ def run(args):
         raise Terminated()
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        results = run_experiment(args.experiment, out, args.jobs, extra, backend=backend)
+        results = run_experiment(args.experiment, out, args.jobs, extra, backend=backend,
+                                 groups=args.runs)
     except Terminated:
         print("glyphnet: terminated; run the same command again to continue", file=sys.stderr)
         return 143

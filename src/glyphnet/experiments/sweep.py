@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+from ..errors import GlyphnetError
 from ..fileio import write_atomic
 from .rundirs import Job, read_files, read_metrics, remove, state
 from .tables import csv_text, markdown, run_row, summarize
@@ -94,14 +95,29 @@ def _previous_rows(out_dir):
         return {}
 
 
+def select_groups(spec, plan, groups, path):
+    """(spec, the runs of ``plan`` in ``groups``); all of them for None. An unknown group
+    name is a GlyphnetError naming the groups there are."""
+    if groups is None:
+        return spec, plan
+    known = list(dict.fromkeys(run.group for run in plan))
+    unknown = [g for g in groups if g not in known]
+    if unknown:
+        raise GlyphnetError(f"{path}: no runs named {', '.join(map(repr, unknown))} (its runs: "
+                            f"{', '.join(known)})")
+    return spec, [run for run in plan if run.group in groups]
+
+
 def run_experiment(path, out_dir, jobs=None, extra=None, log=print, backend=None,
-                   progress_every=30.0):
+                   progress_every=30.0, groups=None):
     """Train every run of the experiment at ``path`` into out_dir/<run>/ on ``backend``
     (default: local processes, ``jobs`` at a time, else the file's jobs) and write
     out_dir/results.json, results.csv and results.md. Runs that an earlier execution into
     out_dir finished with the same resolved config are kept; interrupted ones are resumed from
-    their checkpoints. Returns the results (as in results.json)."""
-    spec, plan = load_experiment(path, extra)
+    their checkpoints. ``groups``: train only the runs of these groups (the names in the
+    file's table, without the seed), e.g. the cheap ones of a long study. Returns the results
+    (as in results.json)."""
+    spec, plan = select_groups(*load_experiment(path, extra), groups, path)
     backend = backend or LocalBackend(jobs or spec.get("jobs", 1))
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
