@@ -139,3 +139,20 @@ def test_data_export_writes_an_image_folder_that_reads_back(tmp_path, capsys):
     assert "already exist" in capsys.readouterr().err
     assert len(list((out / "0").iterdir())) == 3
     assert not list(out.glob("*.tmp"))
+
+
+def test_data_export_failures_are_one_message_and_leave_nothing(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert cli.main(["data", "export", "mnist", "--out", str(tmp_path / "file" / "x"),
+                     "--per-class", "1"]) == 1
+    assert "cannot write the image folder" in capsys.readouterr().err
+    assert cli.main(["data", "export", "mnist", "--out", str(tmp_path / "d"), "--limit", "2",
+                     "--as", "../up"]) == 1
+    assert "expected plain folder names" in capsys.readouterr().err
+    assert not (tmp_path / "up").exists() and not (tmp_path / "d").exists()
+    # a class that cannot be written: the classes written before it are removed too
+    out = tmp_path / "partial"
+    out.mkdir()
+    (out / "3.tmp").write_text("a file where a temporary folder goes")
+    assert cli.main(["data", "export", "mnist", "--out", str(out), "--per-class", "1"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["3.tmp"]

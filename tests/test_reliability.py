@@ -110,13 +110,19 @@ def test_resuming_twice_and_sigterm(toy, reference, tmp_path):
     assert same_weights(run, reference["adam"])
 
 
-def test_per_step_evaluations_survive_a_resume(toy, tmp_path):
+def alone_and_resumed(cfg, toy, tmp_path, step=10):
+    """Run folders of ``cfg`` trained without a break, and interrupted by Ctrl+C after
+    ``step`` then resumed."""
     alone, run = str(tmp_path / "alone"), str(tmp_path / "run")
-    runs.train(toy_config(eval_every=3), alone, verbose=False, dataset=toy)
+    runs.train(cfg, alone, verbose=False, dataset=toy)
     with pytest.raises(KeyboardInterrupt):
-        runs.train(toy_config(eval_every=3), run, verbose=False, dataset=toy,
-                   callbacks=[SignalAt(10)])
+        runs.train(cfg, run, verbose=False, dataset=toy, callbacks=[SignalAt(step)])
     runs.resume(run, verbose=False, dataset=toy)
+    return alone, run
+
+
+def test_per_step_evaluations_survive_a_resume(toy, tmp_path):
+    alone, run = alone_and_resumed(toy_config(eval_every=3), toy, tmp_path)
     steps = open(os.path.join(run, "steps.csv")).read()
     assert steps == open(os.path.join(alone, "steps.csv")).read()
     assert len(steps.splitlines()) == 1 + 1 + 24 // 3   # header, step 1, every 3rd
@@ -380,12 +386,7 @@ def test_resuming_on_changed_data_is_refused(toy, tmp_path):
 
 
 def test_max_steps_is_kept_across_a_resume(toy, tmp_path):
-    alone, run = str(tmp_path / "alone"), str(tmp_path / "run")
-    runs.train(toy_config(max_steps=13), alone, verbose=False, dataset=toy)
-    with pytest.raises(KeyboardInterrupt):
-        runs.train(toy_config(max_steps=13), run, verbose=False, dataset=toy,
-                   callbacks=[SignalAt(10)])
-    runs.resume(run, verbose=False, dataset=toy)
+    alone, run = alone_and_resumed(toy_config(max_steps=13), toy, tmp_path)
     assert same_weights(run, alone)
     assert len(open(os.path.join(run, "batch_losses.csv")).readlines()) == 13
     with pytest.raises(GlyphnetError, match="already finished its 13 steps"):

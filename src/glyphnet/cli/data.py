@@ -86,7 +86,7 @@ def cmd_grid(args):
 
 
 def cmd_export(args):
-    from ..data.images import write_class_folder
+    from ..data.images import write_class_folders
     from ..data.splits import first_per_class
     ds = _dataset(args.name, args.data_dir)
     x, y = (ds.x_train, ds.y_train) if args.split == "train" else (ds.x_test, ds.y_test)
@@ -95,17 +95,9 @@ def cmd_export(args):
         x, y = x[keep], y[keep]
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
-    if args.as_class:
-        groups = [(args.as_class, x)]
-    else:
-        groups = [(name, x[y == i]) for i, name in enumerate(ds.classes)]
-    folders = [os.path.join(args.out, name) for name, _ in groups]
-    taken = [f for f in folders if os.path.exists(f)]
-    if taken:
-        raise GlyphnetError(f"{', '.join(taken)}: already exist(s); export into new class "
-                            f"folders (another --out, or --as NAME)")
-    total = sum(write_class_folder(images, folder, args.size)
-                for (_, images), folder in zip(groups, folders))
+    groups = [(args.as_class, x)] if args.as_class else \
+        [(name, x[y == i]) for i, name in enumerate(ds.classes)]
+    total = write_class_folders(groups, args.out, args.size)
     print(f"wrote {total} images of {ds.name} ({args.split}) into {len(groups)} class "
           f"folder(s) under {args.out}")
     return 0

@@ -265,26 +265,47 @@ def read_class_folders(root, classes, size=28, invert="auto", contrast=True, cro
     return x.astype(np.float32), np.array(labels, np.int64), paths, skipped
 
 
-def write_class_folder(images, folder, size=None):
-    """Write ``images`` (N, H, W, 1 floats in [0, 1]) as 8-bit PNG files 0000.png, 0001.png,
-    ... in the new folder ``folder`` (an image-folder class), resized to size x size when
-    given. The files go to a temporary folder renamed at the end, so an interrupted export
-    leaves no half-written class behind; an existing folder is refused (DataError)."""
-    if os.path.exists(folder):
-        raise DataError(f"{folder}: already exists; export into a new class folder")
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = folder.rstrip(os.sep) + ".tmp"
-    if os.path.isdir(tmp):
-        for name in os.listdir(tmp):
-            os.remove(os.path.join(tmp, name))
-    os.makedirs(tmp, exist_ok=True)
-    for i, image in enumerate(images):
-        grey = np.clip(image[..., 0], 0, 1)
-        if size:
-            grey = resize(grey, size, size)
-        Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(
-            os.path.join(tmp, f"{i:04d}.png"))
-    os.rename(tmp, folder)
-    return len(images)
+def write_class_folders(groups, root, size=None):
+    """Write each (class name, images) of ``groups`` (images N, H, W, 1 floats in [0, 1]) as
+    8-bit PNG files 0000.png, 0001.png, ... into the new folder root/NAME, resized to
+    size x size when given. Every class is written under root/NAME.tmp first and the folders
+    are renamed only when all are complete, so a failure (a full disk, a file where a folder
+    should be) leaves nothing half-written: one DataError naming the problem. Existing class
+    folders are refused before anything is written. Returns the number of images."""
+    bad = [name for name, _ in groups if name in ("", ".", "..") or "/" in name or
+           os.sep in name or name.endswith(".tmp")]
+    if bad:
+        raise DataError(f"class folder name(s) {', '.join(map(repr, bad))}: expected plain "
+                        f"folder names")
+    folders = [os.path.join(root, name) for name, _ in groups]
+    taken = [f for f in folders if os.path.exists(f)]
+    if taken:
+        raise DataError(f"{', '.join(taken)}: already exist(s); export into new class "
+                        f"folders")
+    tmps = [f + ".tmp" for f in folders]
+    try:
+        for (_, images), tmp in zip(groups, tmps):
+            _remove_folder(tmp)
+            os.makedirs(tmp)
+            for i, image in enumerate(images):
+                grey = np.clip(image[..., 0], 0, 1)
+                if size:
+                    grey = resize(grey, size, size)
+                Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(
+                    os.path.join(tmp, f"{i:04d}.png"))
+    except OSError as exc:
+        for tmp in tmps:
+            _remove_folder(tmp)
+        raise DataError(f"{root}: cannot write the image folder "
+                        f"({exc.strerror or exc}: {exc.filename or root})") from None
+    for tmp, folder in zip(tmps, folders):
+        os.rename(tmp, folder)
+    return sum(len(images) for _, images in groups)
 
+
+def _remove_folder(path):
+    """Delete a folder of files written by write_class_folders (if it is there)."""
+    if os.path.isdir(path):
+        for name in os.listdir(path):
+            os.remove(os.path.join(path, name))
+        os.rmdir(path)

@@ -8,7 +8,8 @@ from .. import memory
 from ..errors import ConfigError, GlyphnetError
 from ..fileio import NPZ_ERRORS, atomic_open, read_npz
 from .backend import blas_threads_for
-from .layers import Layer, Softmax, layer_from_config, softmax
+from .conv import MaxPool2D
+from .layers import Layer, ReLU, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
 from .checking import as_inputs, check_xy
 from .optimizers import Adam, optimizer_from_config
@@ -357,8 +358,6 @@ class Sequential:
 
 def _pool_first(layers):
     """Indices of the ReLU layers directly followed by a max-pooling layer."""
-    from .conv import MaxPool2D
-    from .layers import ReLU
     return {i for i in range(len(layers) - 1)
             if type(layers[i]) is ReLU and isinstance(layers[i + 1], MaxPool2D)}
 
