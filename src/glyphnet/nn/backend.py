@@ -241,6 +241,19 @@ def windows(padded, kh, kw, stride):
                       writeable=False)
 
 
+def windows_by_pool(padded, kh, kw, stride):
+    """The receptive fields of ``windows`` arranged by the 2x2 windows of a stride-2 pooling
+    of the outputs: a read-only view (N, 2, 2, OH//2, OW//2, KH, KW, C) whose [n, di, dj, p, q]
+    is the field of output (2p + di, 2q + dj). An odd last output row/column, which no pooling
+    window reads, is left out."""
+    n, hp, wp, c = padded.shape
+    oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    sn, sh, sw, sc = padded.strides
+    return as_strided(padded, (n, 2, 2, oh // 2, ow // 2, kh, kw, c),
+                      (sn, sh * stride, sw * stride, 2 * sh * stride, 2 * sw * stride, sh, sw,
+                       sc), writeable=False)
+
+
 def offset(i, j, oh, ow, stride):
     """Index of the input positions that kernel offset (i, j) touches, for all outputs."""
     return (slice(None), slice(i, i + stride * (oh - 1) + 1, stride),

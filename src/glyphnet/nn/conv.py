@@ -16,7 +16,8 @@ product, for teaching and for cross-checking.
 import numpy as np
 
 from .. import checks
-from .backend import Buffers, col2im, col2im_transposed, copyto, offset, on_halves, windows
+from .backend import (Buffers, col2im, col2im_transposed, copyto, offset, on_halves, windows,
+                      windows_by_pool)
 from .initializers import canonical, initialize
 from .layers import Layer, register
 
@@ -148,44 +149,57 @@ class Conv2D(ConvLayer):
         return self.kh == self.kw == self.stride == 1 and not any(self.pads)
 
     def forward(self, x, training=False):
+        return self._forward(x, training, pooled=False)
+
+    def forward_windows(self, x, training=False):
+        """forward(x) arranged by the 2x2 windows of the stride-2 max pooling above it (see
+        Sequential.forward): y_w[n, di, dj, p, q] = y[n, 2p + di, 2q + dj], of shape
+        (N, 2, 2, OH//2, OW//2, F). Each window's four values lie in four long contiguous
+        runs, so the pooling is three element-wise maxima; an odd last row or column of
+        outputs, which the pooling drops, is not computed. backward takes dL/dy_w."""
+        return self._forward(x, training, pooled=True)
+
+    def _forward(self, x, training, pooled):
         if not training and len(x) > self.EVAL_CHUNK:
             # Evaluation needs no cols for a backward pass: bound their memory.
-            return np.concatenate([self.forward(x[i:i + self.EVAL_CHUNK])
+            return np.concatenate([self._forward(x[i:i + self.EVAL_CHUNK], False, pooled)
                                    for i in range(0, len(x), self.EVAL_CHUNK)])
         n = len(x)
         oh, ow, f = self.output_shape
         W = self.params["W"].reshape(-1, f)
-        if self._is_pointwise():
+        out_shape = (n, 2, 2, oh // 2, ow // 2, f) if pooled else (n, oh, ow, f)
+        if self._is_pointwise() and not pooled:
             cols = x.reshape(n * oh * ow, -1)
         else:
-            win = windows(_pad(x, self.pads, self.buffers), self.kh, self.kw,
-                                  self.stride)
-            k, c = W.shape[0], x.shape[-1]
+            xp = _pad(x, self.pads, self.buffers)
+            win = (windows_by_pool if pooled else windows)(xp, self.kh, self.kw, self.stride)
+            rows, k, c = int(np.prod(out_shape[:-1])), W.shape[0], x.shape[-1]
             # With a bias, cols gets a last column of ones and W a last row b: the bias is the
             # weight of a constant input, so one product gives y and one gives dW and db.
             if c >= 8:
-                cols = self.buffers.get("cols", (n * oh * ow, k + self.bias), x.dtype)
+                cols = self.buffers.get("cols", (rows, k + self.bias), x.dtype)
                 copyto(cols[:, :k].reshape(win.shape), win)
             else:
                 # Few channels: build cols^T, one row per (kernel offset, channel); each row is
-                # a shifted copy of the images, copied in long contiguous runs.
-                cols = self.buffers.get("cols", (k + self.bias, n * oh * ow), x.dtype).T
-                copyto(cols.T[:k].reshape(self.kh, self.kw, c, n, oh, ow),
-                             win.transpose(3, 4, 5, 0, 1, 2), axis=3)
+                # a shifted copy of the images, copied in long runs.
+                cols = self.buffers.get("cols", (k + self.bias, rows), x.dtype).T
+                at = win.ndim - 3               # the kernel axes (KH, KW, C) go first
+                copyto(cols.T[:k].reshape(win.shape[at:] + win.shape[:at]),
+                       win.transpose(*range(at, win.ndim), *range(at)), axis=3)
             if self.bias:
                 cols[:, k] = 1
                 W = np.concatenate([W, self.params["b"][None]])
         y = cols @ W
-        if self.bias and self._is_pointwise():
+        if self.bias and self._is_pointwise() and not pooled:
             y += self.params["b"]
         self.cols, self.x_shape = cols, x.shape
-        return y.reshape(n, oh, ow, f)
+        return y.reshape(out_shape)
 
     def backward_params(self, dy):
         """Only dL/dW and dL/db (training skips dL/dx of a first layer)."""
         f = dy.shape[-1]
         dy2 = dy.reshape(-1, f)
-        if self._is_pointwise():
+        if self._is_pointwise() and dy.ndim == 4:
             np.matmul(self.cols.T, dy2, out=self.grads["W"].reshape(-1, f))
             if self.bias:
                 np.sum(dy2, axis=0, out=self.grads["b"])
@@ -197,30 +211,52 @@ class Conv2D(ConvLayer):
             self.grads["b"][...] = grad[-1]
 
     def backward(self, dy):
+        """dL/dx from dL/dy, or from dL/dy_w after forward_windows; fills dL/dW, dL/db."""
         self.backward_params(dy)
         return self.backward_input(dy)
 
     def backward_input(self, dy):
         """Only dL/dx (a frozen layer above trainable ones)."""
-        n, oh, ow, f = dy.shape
+        pooled = dy.ndim == 6
+        n, f = len(dy), dy.shape[-1]
         dy2 = dy.reshape(-1, f)
         W = self.params["W"]
-        if self._is_pointwise():
+        if self._is_pointwise() and not pooled:
             return (dy2 @ W.reshape(-1, f).T).reshape(self.x_shape)
         top, bottom, left, right = self.pads
         _, h, w, c = self.x_shape
         dxp = np.zeros((n, h + top + bottom, w + left + right, c), dy.dtype)
+        s, field = self.stride, (self.kh, self.kw, c)
         if c >= 8:
             # One product for all of dL/dcols (few large BLAS calls stay fast when the cores
             # are shared), then col2im adds it back one kernel row at a time.
-            dcols = self.buffers.get("dcols", (n * oh * ow, W[..., 0].size), dy.dtype)
+            dcols = self.buffers.get("dcols", (len(dy2), W[..., 0].size), dy.dtype)
             np.matmul(dy2, W.reshape(-1, f).T, out=dcols)
-            col2im(dcols.reshape(n, oh, ow, self.kh, self.kw, c), dxp, self.stride)
+            dcols, add = dcols.reshape(dy.shape[:-1] + field), col2im
+            part = lambda di, dj: dcols[:, di, dj]                              # noqa: E731
         else:
             # Few channels: dL/dcols transposed, so each (offset, channel) is one contiguous row.
-            dcols_t = W.reshape(-1, f) @ dy2.T
-            col2im_transposed(dcols_t.reshape(self.kh, self.kw, c, n, oh, ow), dxp, self.stride)
+            dcols = (W.reshape(-1, f) @ dy2.T).reshape(field + dy.shape[:-1])
+            add, part = col2im_transposed, lambda di, dj: dcols[:, :, :, :, di, dj]  # noqa: E731
+        if not pooled:
+            add(dcols, dxp, s)
+        for di, dj in _WINDOW if pooled else ():
+            # the outputs (2p + di, 2q + dj): those of a convolution of stride 2s from (di s, dj s)
+            add(part(di, dj), dxp[:, di * s:, dj * s:], 2 * s)
         return _unpad(dxp, self.pads)
+
+
+_WINDOW = ((0, 0), (0, 1), (1, 0), (1, 1))     # (row, column) in a 2x2 pooling window
+
+
+def unwindow(yw, output_shape):
+    """The (N, OH, OW, F) array of Conv2D.forward_windows' yw: y[n, 2p + di, 2q + dj] =
+    yw[n, di, dj, p, q], and 0 in an odd last row or column."""
+    n, f = len(yw), yw.shape[-1]
+    y = np.zeros((n,) + tuple(output_shape), yw.dtype)
+    for di, dj in _WINDOW:
+        y[:, di:2 * yw.shape[3]:2, dj:2 * yw.shape[4]:2] = yw[:, di, dj]
+    return y
 
 
 # ------------------------------------------------------------------------------ depthwise
@@ -424,45 +460,67 @@ class MaxPool2D(Pool2D):
                 dx[idx] += np.where(self.arg == k, dy, 0)
         return dx
 
-    # 2x2 windows, stride 2: a view (N, OH, 2, OW, 2, C) of the image, the maximum taken over
-    # the two columns of each row and then over the two rows; ties keep the first. Both
-    # passes run on the two halves of the batch at once (backend.on_halves).
+    # 2x2 windows, stride 2: the image seen as (N, 2, 2, OH, OW, C), [n, di, dj, p, q] the
+    # value at (2p + di, 2q + dj); the maximum is taken over the two columns of each window's
+    # rows and then over the two rows; ties keep the first. Both passes run on the two halves
+    # of the batch at once (backend.on_halves).
     def _forward_2x2(self, x):
         n = len(x)
         oh, ow, c = self.output_shape
         x6 = x[:, :2 * oh, :2 * ow].reshape(n, oh, 2, ow, 2, c)
-        self.right = np.empty((n, oh, 2, ow, c), bool)     # right column > left one
-        self.bottom = np.empty((n, oh, ow, c), bool)       # bottom row's max > top row's
+        # the masks in the image's order, so that every pass runs in memory order
+        self.right = np.empty((n, oh, 2, ow, c), bool).transpose(0, 2, 1, 3, 4)
+        self.bottom = np.empty((n, oh, ow, c), bool)
         y = np.empty((n, oh, ow, c), x.dtype)
-        on_halves(_max_2x2, x6, self.right, self.bottom, y)
+        on_halves(_max_2x2, x6.transpose(0, 2, 4, 1, 3, 5), self.right, self.bottom, y)
         return y
 
     def _backward_2x2(self, dy):
         n, h, w, c = self.x_shape
         oh, ow, _ = self.output_shape
         dx6 = np.empty((n, oh, 2, ow, 2, c), dy.dtype)
-        on_halves(_unmax_2x2, dy, self.right, self.bottom, dx6)
+        on_halves(_unmax_2x2, dy, self.right, self.bottom, dx6.transpose(0, 2, 4, 1, 3, 5))
         if (h, w) == (2 * oh, 2 * ow):
             return dx6.reshape(self.x_shape)
         dx = np.zeros(self.x_shape, dy.dtype)      # odd sizes: the last row/column gets 0
         dx[:, :2 * oh, :2 * ow] = dx6.reshape(n, 2 * oh, 2 * ow, c)
         return dx
 
+    def forward_windows(self, xw, training=False):
+        """The pooling of inputs given window by window, xw[n, di, dj, p, q] = x[n, 2p + di,
+        2q + dj] (Conv2D.forward_windows): the same outputs as forward(x), from contiguous
+        runs. backward_windows gives dL/dxw."""
+        n, _, _, oh, ow, c = xw.shape
+        self.right = np.empty((n, 2, oh, ow, c), bool)
+        self.bottom = np.empty((n, oh, ow, c), bool)
+        y = np.empty((n, oh, ow, c), xw.dtype)
+        on_halves(_max_2x2, xw, self.right, self.bottom, y)
+        return y
 
-def _max_2x2(x6, right, bottom, y):
-    left, right_value = x6[:, :, :, :, 0], x6[:, :, :, :, 1]
+    def backward_windows(self, dy):
+        """dL/dxw for forward_windows: dL/dy at each window's first maximum, 0 elsewhere."""
+        n, oh, ow, c = dy.shape
+        dxw = np.empty((n, 2, 2, oh, ow, c), dy.dtype)
+        on_halves(_unmax_2x2, dy, self.right, self.bottom, dxw)
+        return dxw
+
+
+def _max_2x2(w, right, bottom, y):
+    """y = the maximum of each window of w (N, 2, 2, OH, OW, C); right[:, di]: the window's
+    row di has its maximum in the right column; bottom: the maximum is in the lower row."""
+    left, right_value = w[:, :, 0], w[:, :, 1]
     np.greater(right_value, left, out=right)
-    row_max = np.maximum(left, right_value)                         # (N, OH, 2, OW, C)
-    np.greater(row_max[:, :, 1], row_max[:, :, 0], out=bottom)
-    np.maximum(row_max[:, :, 0], row_max[:, :, 1], out=y)
+    row_max = np.maximum(left, right_value)                         # (N, 2, OH, OW, C)
+    np.greater(row_max[:, 1], row_max[:, 0], out=bottom)
+    np.maximum(row_max[:, 0], row_max[:, 1], out=y)
 
 
-def _unmax_2x2(dy, right, bottom, dx6):
+def _unmax_2x2(dy, right, bottom, dw):
     """dL/dy sent to the first maximum of each 2x2 window, zero to the other three."""
     lower = dy * bottom
     for row, d in ((0, dy - lower), (1, lower)):
-        np.multiply(d, right[:, :, row], out=dx6[:, :, row, :, 1])
-        np.subtract(d, dx6[:, :, row, :, 1], out=dx6[:, :, row, :, 0])
+        np.multiply(d, right[:, row], out=dw[:, row, 1])
+        np.subtract(d, dw[:, row, 1], out=dw[:, row, 0])
 
 
 @register("avg_pool2d")
