@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import glyphnet as g
 from glyphnet.nn import backend
+from glyphnet.nn.model import plan_steps
 from glyphnet import Dense, ReLU, Softmax
 
 clock = time.perf_counter        # --cpu-time: time.process_time
@@ -87,27 +88,29 @@ def peak_memory(name, x, y):
 
 
 def layer_times(name, x, y, steps=20):
-    """Median milliseconds per layer (forward and backward) over training steps."""
+    """Median milliseconds per step of the model's plan (a layer, or the layers the model
+    runs together: a convolution handing its outputs to the max pooling window by window,
+    a ReLU run after the pooling), forward and backward, over training steps."""
     model = glyphnet_model(name)
     times = {}
-    for s in range(steps):
+
+    def timed(key, fn, *args):
+        start = clock()
+        out = fn(*args)
+        times.setdefault(key, []).append(clock() - start)
+        return out
+    for s in range(min(steps, len(x) // BATCH)):
         xb, yb = x[s * BATCH:(s + 1) * BATCH], y[s * BATCH:(s + 1) * BATCH]
-        out = xb
-        for i, layer in enumerate(model.layers[:-1]):
-            t = clock()
-            out = layer.forward(out, True)
-            times.setdefault((i, "forward"), []).append(clock() - t)
-        _, d = model.loss(out, yb)
-        for i in reversed(range(len(model.layers) - 1)):
-            t = clock()
-            if i:
-                d = model.layers[i].backward(d)
-            else:       # as in training: no input gradient for the first layer
-                model.layers[i].backward_params(d)
-            times.setdefault((i, "backward"), []).append(clock() - t)
+        plan = plan_steps(model.layers[:-1])    # the softmax is fused into the loss
+        for step in plan:                       # forward step by step, as model.forward
+            xb = timed((step[1], "forward"), model.forward_step, step, xb, True)
+        _, d = model.loss(xb, yb)
+        for step in reversed(plan):             # no input gradient for the first layer
+            d = timed((step[1], "backward"), model.backward_step, step, d, 0, False)
         model.optimizer.step([p for _, _, p, _ in model.parameters()],
                              [gr for _, _, _, gr in model.parameters()])
-    return model, {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    names = {idx: "+".join(type(model.layers[i]).__name__ for i in idx) for idx, _ in times}
+    return names, {k: 1000 * float(np.median(v)) for k, v in times.items()}
 
 
 def fast99():
@@ -192,9 +195,9 @@ def main():
         print(f"    every repeat: glyphnet {', '.join(f'{v:.1f}' for v in ours)}; "
               f"PyTorch {', '.join(f'{v:.1f}' for v in theirs)}")
         if args.layers:
-            model, times = layer_times(name, x, y)
-            for (i, d), ms in sorted(times.items()):
-                print(f"    {i:>2} {type(model.layers[i]).__name__:<10} {d:<9}{ms:8.2f} ms")
+            names, times = layer_times(name, x, y)
+            for (idx, d), ms in sorted(times.items()):
+                print(f"    {idx[0]:>2} {names[idx]:<26} {d:<9}{ms:8.2f} ms")
     print(f"  load average after timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     if not args.no_train:
         wall, metrics, rss = fast99()

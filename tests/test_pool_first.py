@@ -15,7 +15,7 @@ import pytest
 import glyphnet as g
 from glyphnet import Dense, ReLU, Softmax
 from glyphnet.nn.conv import unwindow
-from glyphnet.nn.model import _plan
+from glyphnet.nn.model import plan_steps
 
 
 def layer_by_layer(model, x, dout):
@@ -43,7 +43,7 @@ def tied_model(first, pool, dtype=np.float32, second=None):
 
 
 def kinds(layers):
-    return [kind for kind, _, _ in _plan(layers)]
+    return [kind for kind, _, _ in plan_steps(layers)]
 
 
 @pytest.mark.parametrize("first, second, pool", [
@@ -152,12 +152,12 @@ def test_which_convolutions_hand_over_windows():
               g.Conv2D(2, 1), ReLU(), g.MaxPool2D(2),                # 1x1: its cols are x
               g.Conv2D(2, 3), ReLU(), g.MaxPool2D(3, stride=2),      # not a 2x2 pooling
               g.SeparableConv2D(2, 3), ReLU(), g.MaxPool2D(2), Dense(10)]
-    assert _plan(layers) == [("windows", (0, 1), None), ("layer", (2,), None),
+    assert plan_steps(layers) == [("windows", (0, 1), None), ("layer", (2,), None),
                              ("pool_first", (3, 4), 3), ("layer", (5,), None),
                              ("pool_first", (6, 7), 6), ("layer", (8,), None),
                              ("pool_first", (9, 10), 9), ("layer", (11,), None)]
-    assert _plan(layers[5:8])[0] == ("layer", (0,), None)
-    assert _plan([g.Conv2D(2, 3), ReLU(), g.MaxPool2D(2)]) == [("windows", (0, 1, 2), 1)]
+    assert plan_steps(layers[5:8])[0] == ("layer", (0,), None)
+    assert plan_steps([g.Conv2D(2, 3), ReLU(), g.MaxPool2D(2)]) == [("windows", (0, 1, 2), 1)]
 
 
 def test_forward_upto_between_the_layers_returns_their_own_outputs():

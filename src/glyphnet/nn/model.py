@@ -42,7 +42,7 @@ class Sequential:
         self.input_shape = None
         # hook(index, layer, dy) runs with dL/d(output of layer index) before its backward.
         self.backward_hooks = []
-        self._steps = []            # how the last forward ran the layers (_plan)
+        self._steps = []            # how the last forward ran the layers (plan_steps)
         if input_shape is not None:
             self.build(input_shape, seed)
 
@@ -134,7 +134,7 @@ class Sequential:
     def forward(self, x, training=False, upto=None):
         """Run layers[:upto] (all by default).
 
-        Two reorderings make it faster and change nothing but rounding (see _plan):
+        Two reorderings make it faster and change nothing but rounding (see plan_steps):
         a ReLU followed by max pooling runs pooling first (max is monotone, so
         relu(maxpool(x)) = maxpool(relu(x)), on a quarter of the values, with the same
         gradients: where a window's maximum is positive the same position receives dL/dy,
@@ -142,23 +142,25 @@ class Sequential:
         convolution under a 2x2 max pooling hands its outputs over window by window
         (Conv2D.forward_windows), so the pooling reads contiguous runs.
         """
-        layers = self.layers[:upto]
-        self._steps = _plan(layers)
-        for kind, idx, relu in self._steps:
-            if kind == "layer":
-                layer = layers[idx[0]]
-                # A frozen layer with state (batch norm) runs as in evaluation.
-                frozen = not getattr(layer, "trainable", True) and layer.state
-                x = layer.forward(x, training and not frozen)
-                continue
-            pool = layers[idx[-1]]
-            if kind == "windows":
-                x = pool.forward_windows(layers[idx[0]].forward_windows(x, training), training)
-            else:
-                x = pool.forward(x, training)
-            if relu is not None:
-                x = layers[relu].forward(x, training)
+        self._steps = plan_steps(self.layers[:upto])
+        for step in self._steps:
+            x = self.forward_step(step, x, training)
         return x
+
+    def forward_step(self, step, x, training=False):
+        """Run one step (kind, layer indices, ReLU index or None) of the plan (plan_steps)."""
+        kind, idx, relu = step
+        if kind == "layer":
+            layer = self.layers[idx[0]]
+            # A frozen layer with state (batch norm) runs as in evaluation: its statistics stay.
+            frozen = not getattr(layer, "trainable", True) and layer.state
+            return layer.forward(x, training and not frozen)
+        pool = self.layers[idx[-1]]
+        if kind == "windows":
+            x = pool.forward_windows(self.layers[idx[0]].forward_windows(x, training), training)
+        else:
+            x = pool.forward(x, training)
+        return x if relu is None else self.layers[relu].forward(x, training)
 
     def backward(self, dout, upto=None, input_grad=True):
         """Backpropagate dL/d(output of layers[:upto]); returns dL/d(input).
@@ -177,25 +179,29 @@ class Sequential:
         first = -1 if input_grad else next(
             (i for i, layer in enumerate(layers)
              if layer.params and getattr(layer, "trainable", True)), len(layers))
-        for kind, idx, relu in reversed(self._steps):
-            if idx[-1] < first:
+        for step in reversed(self._steps):
+            if step[1][-1] < first:
                 break
-            for hook in self.backward_hooks:
-                hook(idx[-1], layers[idx[-1]], dout)
-            if kind == "layer":
-                dout = self._backward_layer(layers[idx[0]], dout, idx[0] == first, input_grad)
-                continue
-            pool = layers[idx[-1]]
-            if relu is not None:
-                dout = layers[relu].backward(dout)
-            if kind == "pool_first":
-                dout = pool.backward(dout)
-                continue
-            conv, dout = layers[idx[0]], pool.backward_windows(dout)
-            for hook in self.backward_hooks:
-                hook(idx[0], conv, unwindow(dout, conv.output_shape))
-            dout = self._backward_layer(conv, dout, idx[0] == first, input_grad)
+            dout = self.backward_step(step, dout, first, input_grad)
         return dout if input_grad else None
+
+    def backward_step(self, step, dout, first=-1, input_grad=True):
+        """dL/d(input of a step of the plan) from dL/d(its output), running the hooks; the
+        layer with index ``first`` computes only its parameter gradients and gives None."""
+        kind, idx, relu = step
+        for hook in self.backward_hooks:
+            hook(idx[-1], self.layers[idx[-1]], dout)
+        if kind == "layer":
+            return self._backward_layer(self.layers[idx[0]], dout, idx[0] == first, input_grad)
+        pool = self.layers[idx[-1]]
+        if relu is not None:
+            dout = self.layers[relu].backward(dout)
+        if kind == "pool_first":
+            return pool.backward(dout)
+        conv, dout = self.layers[idx[0]], pool.backward_windows(dout)
+        for hook in self.backward_hooks:
+            hook(idx[0], conv, unwindow(dout, conv.output_shape))
+        return self._backward_layer(conv, dout, idx[0] == first, input_grad)
 
     @staticmethod
     def _backward_layer(layer, dout, first, input_grad):
@@ -370,7 +376,7 @@ class Sequential:
         return model
 
 
-def _plan(layers):
+def plan_steps(layers):
     """How forward runs the layers: a list of steps (kind, indices, the index of a ReLU run
     after the pooling or None): "layer" (one layer); "pool_first" (a ReLU and the max pooling
     after it: pooling, then the ReLU); "windows" (a convolution and the 2x2 max pooling after
