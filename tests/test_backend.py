@@ -201,3 +201,13 @@ def test_the_same_seed_gives_the_same_weights_on_a_busy_or_an_idle_machine(monke
         model.fit(x, y, epochs=1, batch_size=128, seed=0)
         weights.append([p.copy() for _, _, p, _ in model.parameters()])
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zeros_like_is_a_read_only_zero_view(dtype):
+    small = backend.zeros_like(np.ones((3, 4), dtype))
+    big = backend.zeros_like(np.ones((700, 300), dtype))      # grows the shared buffer
+    for z, shape in ((small, (3, 4)), (big, (700, 300))):
+        assert z.shape == shape and z.dtype == dtype and not z.any()
+        with pytest.raises(ValueError):
+            z[0, 0] = 1

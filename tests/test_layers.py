@@ -99,6 +99,27 @@ def test_leaky_relu_gradients(rng, slope):
     np.testing.assert_allclose(out, np.where(x > 0, x, slope * x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", [ReLU(), LeakyReLU(0.01), LeakyReLU(0.3), LeakyReLU(0.0)])
+def test_rectifiers_give_the_selections_bit_for_bit(rng, dtype, layer):
+    """max(x, 0), max(x, slope x) and the gradient factors select exactly what the plain
+    definitions select: the same bits, zeros, infinities and NaN included."""
+    x = rng.standard_normal((64, 13, 13, 8)).astype(dtype)
+    x.flat[:6] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-42 if dtype == np.float32 else 1e-310]
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    with np.errstate(invalid="ignore"):           # -inf * 0 with a slope of 0
+        y, dx = layer.forward(x, True), layer.backward(dy)
+        if isinstance(layer, LeakyReLU) and layer.negative_slope:
+            s = layer.negative_slope
+            want_y, want_dx = np.where(x > 0, x, x * s), np.where(x > 0, dy, dy * s)
+        else:
+            want_y = np.maximum(x, 0)
+            want_dx = dy * (want_y > 0)
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(dx, want_dx)
+
+
 def test_softmax_gradients(rng):
     x = rng.standard_normal((3, 5))
     out = check_layer(Softmax(), x, rng)

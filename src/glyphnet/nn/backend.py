@@ -223,6 +223,21 @@ def on_halves(fn, *arrays, axis=0):
     _run_split([lambda: fn(*second)], [lambda: fn(*first)])
 
 
+_zeros = {}                 # dtype -> a read-only array of zeros, grown as needed
+
+
+def zeros_like(a):
+    """A read-only array of zeros shaped like ``a``: a view of one shared buffer. NumPy's
+    maximum against a scalar runs unvectorised, against an array it does not (max(x, 0) on
+    128x256 float32: 9.8 us with 0, 2.7 us with this)."""
+    buf = _zeros.get(a.dtype)
+    if buf is None or buf.size < a.size:
+        buf = xp.zeros(max(a.size, 1 << 16), a.dtype)
+        buf.flags.writeable = False
+        _zeros[a.dtype] = buf
+    return buf[:a.size].reshape(a.shape)
+
+
 def flush_subnormal(a, scratch):
     """Zero entries with |a| < 1e-30. Values that decay into subnormal floats (Adam's moments
     of rarely active weights) make every later float32 operation on them many times slower."""
