@@ -125,7 +125,9 @@ class SplitSteps(_Slices):
             for k, g in layer.grads.items():
                 g *= weights[0]
                 for r, w in zip(self.replicas[1:len(slices)], weights[1:]):
-                    g += w * r.layers[i].grads[k]
+                    theirs = r.layers[i].grads[k]       # refilled by the next step: scaled
+                    theirs *= w                         # in place, no temporary
+                    g += theirs
         loss = sum(w * loss for w, (loss, _, _) in zip(weights, results))
         return loss, np.concatenate([out for _, out, _ in results])
 
