@@ -10,8 +10,10 @@ row of a matrix ``cols`` of shape (N*OH*OW, KH*KW*C), so the whole layer is one 
 dL/dW = cols^T dL/dy and dL/dcols = dL/dy W^T, and dL/dcols is summed back onto the input
 positions it was copied from (col2im). With fewer than 8 input channels both are stored
 transposed (one row per kernel offset and channel), which makes the copies long and contiguous.
-``toeplitz_matrix``/``conv2d_toeplitz`` compute the same convolution as one explicit matrix
-product, for teaching and for cross-checking.
+Under a 2x2 max pooling the rows of ``cols`` can come ordered by pooling window
+(``Conv2D.forward_windows``), so the pooling reads four contiguous runs
+(``MaxPool2D.forward_windows``). ``toeplitz_matrix``/``conv2d_toeplitz`` compute the same convolution as one
+explicit matrix product, for teaching and for cross-checking.
 """
 import numpy as np
 
@@ -240,7 +242,8 @@ class Conv2D(ConvLayer):
             add, part = col2im_transposed, lambda di, dj: dcols[:, :, :, :, di, dj]  # noqa: E731
         if not pooled:
             add(dcols, dxp, s)
-        for di, dj in _WINDOW if pooled else ():
+            return _unpad(dxp, self.pads)
+        for di, dj in _WINDOW:
             # the outputs (2p + di, 2q + dj): those of a convolution of stride 2s from (di s, dj s)
             add(part(di, dj), dxp[:, di * s:, dj * s:], 2 * s)
         return _unpad(dxp, self.pads)
