@@ -189,9 +189,8 @@ def _relu_grad(dy, y, dx):
 class LeakyReLU(Activation):
     """y = x for x > 0, negative_slope * x otherwise (the reports' gamma): with a slope below
     1 that is y = max(x, negative_slope * x);  dy/dx = 1 where x > 0, else negative_slope,
-    which is max([x > 0], negative_slope). (np.where would give the same values, but its
-    branches on a mixed mask ran 15x slower than these passes: 1.5 against 0.09 ms on 64x28x28x8
-    float32 here.)"""
+    which is max([x > 0], negative_slope). (np.where gives the same values, but it branches
+    on a mixed mask: 8-19x slower, benchmarks/bench_layers.py --only rectifiers.)"""
 
     def __init__(self, negative_slope=0.01):
         super().__init__()

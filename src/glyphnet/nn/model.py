@@ -386,13 +386,12 @@ def plan_steps(layers):
         after = layers[i + 1:i + 3]
         relu = bool(after) and type(after[0]) is ReLU
         if _windowed(layers[i], after[relu] if len(after) > relu else None):
-            kind, size = "windows", 2 + relu
+            kind, size, relu_at = "windows", 2 + relu, i + 1 if relu else None
         elif type(layers[i]) is ReLU and after and isinstance(after[0], MaxPool2D):
-            kind, size = "pool_first", 2
+            kind, size, relu_at = "pool_first", 2, i
         else:
-            kind, size = "layer", 1
-        steps.append((kind, tuple(range(i, i + size)), i if kind == "pool_first" else
-                      i + 1 if kind == "windows" and relu else None))
+            kind, size, relu_at = "layer", 1, None
+        steps.append((kind, tuple(range(i, i + size)), relu_at))
         i += size
     return steps
 
