@@ -6,7 +6,8 @@ alternative it replaced, in one run (medians):
   windows     a Conv2D + ReLU + 2x2 max pooling step, plain (conv, pooling, then the ReLU) vs
               window by window (Conv2D.forward_windows), forward and backward, one thread
   mlp         the 784-256-256-10 MLP's epoch (Adam, batch 128, two threads) as it trains, with
-              the scalar-max ReLU, with Adam split over two threads, and cut into two slices
+              the scalar-max ReLU, with the parameters not packed into one buffer (Adam array by
+              array), with Adam split over two threads, and cut into two slices
   leaky       40 batches of report 001's leaky-ReLU CNN (configs/cnn_8_16.toml), np.where vs
               the max form
 
@@ -126,6 +127,8 @@ def mlp(repeats=4):
         "as it trains": contextlib.nullcontext,
         "ReLU max(x, 0) against a scalar":
             lambda: patched(layers, "_relu", lambda a, out: np.maximum(a, 0, out=out)),
+        "parameters not packed (Adam per array)":
+            lambda: patched(Sequential, "_pack", lambda self: None),
         "Adam split over two threads":
             lambda: patched(backend, "_split_worth_it", lambda size: size >= 2 * backend.SPLIT_SIZE),
         "batches cut into two slices":
@@ -141,7 +144,7 @@ def mlp(repeats=4):
                     times[name].append(mlp_epoch(x, y))
     print(f"MLP 784-256-256-10, s/epoch (median of {repeats}, two threads)")
     for name, v in times.items():
-        print(f"  {name:<34} {np.median(v):.3f}  ({', '.join(f'{t:.3f}' for t in v)})")
+        print(f"  {name:<40} {np.median(v):.3f}  ({', '.join(f'{t:.3f}' for t in v)})")
 
 
 class WhereLeakyReLU(layers.LeakyReLU):

@@ -151,19 +151,22 @@ def compare(args):
           "BLAS threads for the products, element-wise work on one thread while BLAS has two")
     if backend.blas_kernel_note():
         print("WARNING: " + backend.blas_kernel_note())
-    results = {}
+    results, runs = {}, {name: [] for name in names}
     with threadpool_limits(args.threads):
         print("BLAS and threads:\n" + blas_report(args.threads))
-        for name in names:
-            runs = [RUNNERS[name](x, y, x_test, y_test, args.epochs, args.batch_size,
-                                  args.infer_batch, seed) for seed in range(args.repeats)]
-            epoch_s = statistics.median(r[0] for r in runs)
-            infer = statistics.median(r[1] for r in runs)
-            acc = statistics.median(r[2] for r in runs)
-            results[name] = (epoch_s, infer, acc)
-            print(f"{name:>9}: {epoch_s:6.3f} s/epoch (runs: "
-                  f"{', '.join(f'{r[0]:.3f}' for r in runs)}), inference {infer:9.0f} img/s, "
-                  f"test accuracy {acc:.4f} after {args.epochs} epoch(s)")
+        # The libraries take turns within each repeat, the first one rotating, so a slower or
+        # faster spell of the machine falls on all of them.
+        for seed in range(args.repeats):
+            k = seed % len(names)
+            for name in names[k:] + names[:k]:
+                runs[name].append(RUNNERS[name](x, y, x_test, y_test, args.epochs,
+                                                args.batch_size, args.infer_batch, seed))
+    for name in names:
+        epoch_s, infer, acc = (statistics.median(r[i] for r in runs[name]) for i in range(3))
+        results[name] = (epoch_s, infer, acc)
+        print(f"{name:>9}: {epoch_s:6.3f} s/epoch (runs: "
+              f"{', '.join(f'{r[0]:.3f}' for r in runs[name])}), inference {infer:9.0f} img/s, "
+              f"test accuracy {acc:.4f} after {args.epochs} epoch(s)")
     print(f"load average after timing: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     g = results.get("glyphnet")
     for other in ("pytorch", "sklearn"):

@@ -211,3 +211,32 @@ def test_zeros_like_is_a_read_only_zero_view(dtype):
         assert z.shape == shape and z.dtype == dtype and not z.any()
         with pytest.raises(ValueError):
             z[0, 0] = 1
+
+
+def test_pack_lays_copies_end_to_end_in_one_buffer(rng):
+    arrays = [rng.standard_normal((3, 4)), rng.standard_normal(5), rng.standard_normal((2, 1, 2))]
+    packed = backend.pack(arrays)
+    for a, p in zip(arrays, packed):
+        assert p.shape == a.shape and p.flags.c_contiguous and np.array_equal(p, a)
+        assert p.base is packed[0].base and not np.shares_memory(p, a)
+    (group,) = backend.flat_groups(packed)
+    assert group[0].shape == (21,)
+    np.testing.assert_array_equal(group[0], np.concatenate([a.ravel() for a in arrays]))
+    group[0][...] = 0                           # the flat view writes through to every array
+    assert not any(p.any() for p in packed)
+
+
+def test_flat_groups_join_only_positions_adjacent_in_every_list(rng):
+    a = backend.packed_like([np.ones(3), np.ones(4), np.ones(2), np.ones(6)])
+    b = backend.packed_like([np.ones(3), np.ones(4), np.ones(2), np.ones(6)])
+    b[2] = np.zeros(2)                          # replaced: no longer inside b's buffer
+    loose = [np.zeros(3), np.zeros(4), np.zeros(2), np.zeros(6)]
+    groups = backend.flat_groups(a, b)
+    assert [tuple(x.size for x in g) for g in groups] == [(7, 7), (2, 2), (6, 6)]
+    assert groups[1][1] is b[2] and groups[2][0] is a[3]
+    assert len(backend.flat_groups(a, loose)) == 4            # separate arrays: one group each
+    strided = backend.packed_like([np.ones((4, 4)), np.ones(3)])
+    strided[0] = strided[0][:, ::2]                          # a view, not C-contiguous
+    assert [g[0].shape for g in backend.flat_groups(strided)] == [(4, 2), (3,)]
+    mixed = backend.packed_like([np.ones(3, np.float32), np.ones(3)])
+    assert mixed[0].base is None and len(backend.flat_groups(mixed)) == 2

@@ -117,3 +117,26 @@ def test_predict_evaluate_and_summary(mnist_small):
 def test_non_layers_are_rejected():
     with pytest.raises(TypeError, match="layer 1 is str, not a glyphnet Layer"):
         Sequential([Dense(3), "relu"])
+
+
+def test_parameters_and_gradients_are_packed_after_build_astype_and_load(tmp_path):
+    """One buffer for the values and one for the gradients, in the order of parameters(), so
+    Adam updates them with one call per operation (backend.flat_groups)."""
+    from glyphnet.nn.backend import flat_groups
+    model = Sequential([Dense(8), ReLU(), Dense(6, bias=False), Dense(10), Softmax()],
+                       input_shape=(5,), seed=1)
+    model.save(tmp_path / "m.npz")
+    loaded = Sequential.load(tmp_path / "m.npz")
+    wide = Sequential([Dense(8), ReLU(), Dense(6, bias=False), Dense(10), Softmax()],
+                      input_shape=(5,), seed=1).astype(np.float64)
+    for m, dtype in ((model, np.float32), (loaded, np.float32), (wide, np.float64)):
+        values = [p for _, _, p, _ in m.parameters()]
+        grads = [g for _, _, _, g in m.parameters()]
+        ((flat_p, flat_g),) = flat_groups(values, grads)
+        assert flat_p.size == m.count_params() == 5 * 8 + 8 + 8 * 6 + 6 * 10 + 10
+        assert flat_p.dtype == flat_g.dtype == dtype
+        np.testing.assert_array_equal(flat_p, np.concatenate([p.ravel() for p in values]))
+    for (_, _, a, _), (_, _, b, _), (_, _, c, _) in zip(model.parameters(), loaded.parameters(),
+                                                       wide.parameters()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c.astype(np.float32))

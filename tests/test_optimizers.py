@@ -189,3 +189,45 @@ def test_bias_correction_is_exact_after_many_steps():
         opt.step([p], [g])
     np.testing.assert_allclose(before - p, 1e-3 * np.sign(g), rtol=1e-6)
     assert math.isclose(opt.t, 50)
+
+
+def test_adam_on_packed_arrays_matches_adam_on_separate_ones():
+    """Sequential packs its parameters and gradients; Adam then updates runs of them as one
+    flat array: bit-identical to updating each, with a gap (a frozen layer left out) and with
+    a parameter the user replaced between steps (updated where it now lives)."""
+    from glyphnet.nn.backend import pack
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(s).astype(np.float32) for s in ((30, 20), (20,), (20, 5), (5,))]
+    grads = [[rng.standard_normal(p.shape).astype(np.float32) for p in start] for _ in range(4)]
+    keep = [0, 1, 3]                                      # position 2 frozen
+    separate, packed, packed_grads = [p.copy() for p in start], pack(start), pack(grads[0])
+    opt_a, opt_b = Adam(1e-2), Adam(1e-2)
+    for t, g in enumerate(grads):
+        for view, value in zip(packed_grads, g):
+            view[...] = value
+        if t == 2:
+            packed[1] = packed[1].copy()                  # replaced by the user
+        opt_a.step([separate[i] for i in keep], [g[i] for i in keep])
+        opt_b.step([packed[i] for i in keep], [packed_grads[i] for i in keep])
+        for i in keep:
+            np.testing.assert_array_equal(packed[i], separate[i])
+    assert len(opt_b._arranged[1]) == 3 and not np.array_equal(packed[0], start[0])
+    np.testing.assert_array_equal(packed[2], start[2])
+
+
+def test_adam_checkpointed_state_is_packed_again():
+    model = Sequential([Dense(4), Softmax()], input_shape=(3,), seed=0).compile()
+    params = [p for _, _, p, _ in model.parameters()]
+    grads = [np.ones_like(p) for p in params]
+    model.optimizer.step(params, grads)
+    state = {k: np.array(v) for k, v in model.optimizer.state_arrays().items()}
+    fresh = Adam()
+    fresh.load_state(state)
+    assert fresh.m[1].base is fresh.m[0].base is not None
+    np.testing.assert_array_equal(fresh.v[1], model.optimizer.v[1])
+    before = [p.copy() for p in params]
+    fresh.step(params, grads)
+    model.optimizer.load_state(state)
+    model.optimizer.step(before, grads)
+    for a, b in zip(params, before):
+        np.testing.assert_array_equal(a, b)

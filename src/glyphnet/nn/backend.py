@@ -245,6 +245,62 @@ def flush_subnormal(a, scratch):
     a[scratch < 1e-30] = 0
 
 
+# ------------------------------------------------------------------------------ packing
+def packed_like(arrays):
+    """Zero arrays shaped like ``arrays``, laid end to end in one buffer (views of it) when
+    they share a dtype, so an element-wise update of them all can be one call on the buffer
+    (flat_groups)."""
+    if len({a.dtype for a in arrays}) != 1:
+        return [xp.zeros_like(a) for a in arrays]
+    buffer = xp.zeros(sum(a.size for a in arrays), arrays[0].dtype)
+    views, start = [], 0
+    for a in arrays:
+        views.append(buffer[start:start + a.size].reshape(a.shape))
+        start += a.size
+    return views
+
+
+def pack(arrays):
+    """Copies of ``arrays`` laid end to end in one buffer (see packed_like)."""
+    views = packed_like(arrays)
+    for view, a in zip(views, arrays):
+        view[...] = a
+    return views
+
+
+def flat_groups(*lists):
+    """The arrays of equally long ``lists`` (position k of every list belonging together)
+    as groups for element-wise updates: a run of positions whose arrays follow each other in
+    one buffer, in every list, becomes one group of flat views spanning the run (one call
+    per operation instead of one per array: the biases are small and NumPy's call costs
+    about a microsecond); any other position is a group of its own arrays."""
+    groups, start, n = [], 0, len(lists[0])
+    for k in range(1, n + 1):
+        if k < n and all(_follows(a[k - 1], a[k]) for a in lists):
+            continue
+        groups.append(tuple(_span(a[start:k]) for a in lists))
+        start = k
+    return groups
+
+
+def _follows(a, b):
+    """Whether ``b`` starts where ``a`` ends, both C-contiguous views of one C-contiguous
+    buffer of their dtype."""
+    base = a.base
+    return base is not None and base is b.base and base.flags.c_contiguous and \
+        a.dtype == b.dtype == base.dtype and a.flags.c_contiguous and b.flags.c_contiguous \
+        and a.ctypes.data + a.nbytes == b.ctypes.data
+
+
+def _span(arrays):
+    """One flat view of arrays that follow each other in one buffer (the array if alone)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    base = arrays[0].base.reshape(-1)
+    start = (arrays[0].ctypes.data - base.ctypes.data) // base.itemsize
+    return base[start:start + sum(a.size for a in arrays)]
+
+
 # ------------------------------------------------------------------------------ windows
 def windows(padded, kh, kw, stride):
     """Every KHxKW receptive field of the padded images (N, Hp, Wp, C), as a read-only view

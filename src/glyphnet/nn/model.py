@@ -7,7 +7,7 @@ import numpy as np
 from .. import memory
 from ..errors import ConfigError, GlyphnetError
 from ..fileio import NPZ_ERRORS, atomic_open, read_npz
-from .backend import blas_threads_for
+from .backend import blas_threads_for, pack
 from .conv import Conv2D, MaxPool2D, unwindow
 from .layers import Layer, ReLU, Softmax, layer_from_config, softmax
 from .losses import CrossEntropy, loss_from_config
@@ -58,7 +58,17 @@ class Sequential:
             except MemoryError:
                 raise ValueError(f"layer {i} ({layer!r}): not enough memory for its "
                                  f"parameters") from None
+        self._pack()
         return self
+
+    def _pack(self):
+        """Lay the parameters end to end in one buffer, and their gradients in another, in
+        the order of :meth:`parameters`: the optimiser then updates them all with one call
+        per operation (backend.flat_groups). Values and shapes stay as they were."""
+        for group in ("params", "grads"):
+            owners = [(getattr(layer, group), k) for layer in self.layers for k in layer.params]
+            for (d, k), view in zip(owners, pack([d[k] for d, k in owners])):
+                d[k] = view
 
     @property
     def output_shape(self):
@@ -115,6 +125,7 @@ class Sequential:
         self.dtype = np.dtype(dtype)
         for layer in self.layers:
             layer.astype(self.dtype)
+        self._pack()
         return self
 
     def summary(self):
@@ -364,7 +375,7 @@ class Sequential:
                     elif not np.isfinite(saved).all():
                         problems.append(f"{name}: holds NaN or infinity")
                     else:
-                        d[k] = saved.astype(model.dtype)
+                        d[k][...] = saved       # in place: the arrays stay packed
         if problems:
             raise ConfigError(problems, f"the weights of {path}")
         if config.get("scaler"):

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import checks
 from ..registry import Registry
-from .backend import flush_subnormal, in_two_threads
+from .backend import flat_groups, flush_subnormal, in_two_threads, pack, packed_like
 
 OPTIMIZERS = Registry("optimizer")
 
@@ -80,7 +80,7 @@ class Adam(Optimizer):
         self.beta2 = checks.fraction("beta2", beta2)
         self.eps = checks.positive("eps", eps)
         self.m, self.v, self.t = {}, {}, 0
-        self.scratch = {}
+        self._arranged = None       # (the arrays of the last step, their update groups)
 
     def step(self, params, grads):
         self.t += 1
@@ -90,14 +90,21 @@ class Adam(Optimizer):
         lr_t = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
         eps_t = self.eps * math.sqrt(1 - b2 ** self.t)
         flush = self.t % 100 == 0
-        work = []
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if i not in self.m:
-                self.m[i], self.v[i] = np.zeros_like(p), np.zeros_like(p)
-            if i not in self.scratch:
-                self.scratch[i] = np.empty_like(p)
-            work.append((p, g, self.m[i], self.v[i], self.scratch[i]))
-        in_two_threads(self._update, work, lr_t, eps_t, flush)
+        arrays = list(params) + list(grads)
+        if self._arranged is None or len(arrays) != len(self._arranged[0]) or \
+                any(a is not b for a, b in zip(arrays, self._arranged[0])):
+            self._arranged = arrays, self._groups(params, grads)
+        in_two_threads(self._update, self._arranged[1], lr_t, eps_t, flush)
+
+    def _groups(self, params, grads):
+        """Update groups (backend.flat_groups): the moments are laid out like the parameters,
+        so arrays packed end to end (Sequential packs them) are updated in one go."""
+        missing = [i for i in range(len(params)) if i not in self.m]
+        for state in (self.m, self.v):
+            state.update(zip(missing, packed_like([params[i] for i in missing])))
+        index = range(len(params))
+        return flat_groups(params, grads, [self.m[i] for i in index],
+                           [self.v[i] for i in index], packed_like(params))
 
     def _update(self, p, g, m, v, s, lr_t, eps_t, flush):
         """The update of one array, in place, through the scratch array s (no temporaries)."""
@@ -129,8 +136,11 @@ class Adam(Optimizer):
 
     def load_state(self, arrays):
         self.t = int(arrays.get("t", 0))
-        self.m = {int(k[2:]): v.copy() for k, v in arrays.items() if k.startswith("m/")}
-        self.v = {int(k[2:]): v.copy() for k, v in arrays.items() if k.startswith("v/")}
+        for name, state in (("m", self.m), ("v", self.v)):
+            keys = sorted(int(k[2:]) for k in arrays if k.startswith(name + "/"))
+            state.clear()
+            state.update(zip(keys, pack([arrays[f"{name}/{i}"] for i in keys])))
+        self._arranged = None
 
 
 def optimizer_from_config(spec):
