@@ -8,6 +8,8 @@ alternative it replaced, in one run (medians):
   mlp         the 784-256-256-10 MLP's epoch (Adam, batch 128, two threads) as it trains, with
               the scalar-max ReLU, with the parameters not packed into one buffer (Adam array by
               array), with Adam split over two threads, and cut into two slices
+  adam        one Adam step on the MLP's six arrays (BLAS on two threads, as in its training):
+              each array on its own vs packed into one buffer (Sequential packs them)
   leaky       40 batches of report 001's leaky-ReLU CNN (configs/cnn_8_16.toml), np.where vs
               the max form
 
@@ -101,6 +103,53 @@ def windows(n_images=(64, 128), steps=30):
                       f"{figures[1]:.2f}, windows {figures[2]:.2f} + {figures[3]:.2f}")
 
 
+def adam(repeats=5):
+    rng = np.random.default_rng(0)
+    shapes = [(784, 256), (256,), (256, 256), (256,), (256, 10), (10,)]
+    values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [0.01 * rng.standard_normal(s).astype(np.float32) for s in shapes]
+    layouts = {"each array on its own": (values, grads),
+               "packed into one buffer": (backend.pack(values), backend.pack(grads))}
+    times = {name: [] for name in layouts}
+    with threadpool_limits(2):
+        for _ in range(repeats):
+            for name, (p, gr) in layouts.items():
+                opt = Adam()
+                times[name].append(median_us(lambda: opt.step(p, gr), 1000))
+    print(f"Adam step on the 784-256-256-10 MLP's arrays, us (median of 1000 steps, "
+          f"{repeats} alternating rounds)")
+    for name, v in times.items():
+        print(f"  {name:<34} {np.median(v):7.1f}  ({', '.join(f'{t:.1f}' for t in v)})")
+    # In place like the real passes; the written array is reset (untimed) before each call, so
+    # repeating a pass does not compound (the values would decay into slow subnormals).
+    p, gr = backend.pack(values)[0].base, backend.pack(grads)[0].base
+    m, v, s = 0.1 * gr, 0.001 * gr * gr, np.sqrt(0.001 * gr * gr) + 1e-8
+    passes = [("m *= b1", m, lambda: np.multiply(m, 0.9, out=m)),
+              ("s = (1 - b1) g", s, lambda: np.multiply(gr, 0.1, out=s)),
+              ("m += s", m, lambda: np.add(m, s, out=m)),
+              ("v *= b2", v, lambda: np.multiply(v, 0.999, out=v)),
+              ("s = g g", s, lambda: np.multiply(gr, gr, out=s)),
+              ("s *= 1 - b2", s, lambda: np.multiply(s, 0.001, out=s)),
+              ("v += s", v, lambda: np.add(v, s, out=v)),
+              ("s = sqrt(v)", s, lambda: np.sqrt(v, out=s)),
+              ("s += eps", s, lambda: np.add(s, 1e-8, out=s)),
+              ("s = m / s", s, lambda: np.divide(m, s, out=s)),
+              ("s *= lr", s, lambda: np.multiply(s, 1e-3, out=s)),
+              ("p -= s", p, lambda: np.subtract(p, s, out=p))]
+    figures = []
+    for name, written, fn in passes:
+        start, spent = written.copy(), []
+        for _ in range(1000):
+            written[...] = start
+            t = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - t)
+        written[...] = start
+        figures.append(f"{name} {1e6 * np.median(spent):.1f}")
+    print(f"  its 12 passes over the {p.size} packed values, in place, us (median of 1000):")
+    print("   " + ", ".join(figures))
+
+
 def mlp_epoch(x, y):
     model = Sequential([Dense(256), ReLU(), Dense(256), ReLU(),
                         Dense(10, init="glorot_uniform"), Softmax()],
@@ -181,7 +230,7 @@ def leaky(repeats=3, batches=40):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="rectifiers,windows,mlp,leaky")
+    parser.add_argument("--only", default="rectifiers,windows,mlp,adam,leaky")
     args = parser.parse_args()
     for info in threadpool_info():
         print(f"BLAS: {info.get('internal_api')} {info.get('version')} kernel "
